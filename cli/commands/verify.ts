@@ -1,0 +1,46 @@
+import type { Argv } from "yargs";
+import { checkRepository } from "../../src/checker/checker.js";
+import { IntegrityError } from "../../src/errors.js";
+import { printJson, shownPath } from "../output.js";
+import type { RepoArgs } from "../session.js";
+import { withRepository } from "../session.js";
+
+export const verifyCommand = {
+  command: "verify",
+  describe: "check the repository's structure; with --read-data, read and authenticate every blob",
+  builder: (y: Argv) =>
+    y.option("read-data", { type: "boolean", describe: "read and authenticate all data" }),
+  handler: async (args: RepoArgs & { "read-data"?: boolean; json?: boolean; quiet?: boolean }) => {
+    const report = await withRepository(args, { exclusive: false, loadIndex: false }, (store) =>
+      checkRepository(store, { readData: args["read-data"] === true }),
+    );
+    if (args.json) printJson(report);
+    else {
+      for (const e of report.errors) process.stderr.write(`error: ${e}\n`);
+      for (const a of report.affected) {
+        process.stderr.write(`snapshot ${a.snapshot} is damaged in ${a.paths.length} paths:\n`);
+        for (const p of a.paths.slice(0, 50)) process.stderr.write(`  ${shownPath(p)}\n`);
+        if (a.paths.length > 50) process.stderr.write(`  ... and ${a.paths.length - 50} more\n`);
+      }
+      if (!args.quiet) {
+        const what = args["read-data"] ? "structure and data" : "structure";
+        process.stderr.write(
+          `checked ${what}: ${report.snapshots} snapshots, ${report.packs} packs, ${report.blobs} blobs` +
+            (report.unreferencedPacks > 0
+              ? `; ${report.unreferencedPacks} packs unreferenced (left by an interrupted backup, harmless)`
+              : "") +
+            "\n",
+        );
+      }
+    }
+    if (report.errors.length > 0) {
+      throw new IntegrityError(
+        `verify found ${report.errors.length} problems` +
+          (report.damagedPacks.length > 0
+            ? ` in packs ${report.damagedPacks.map((p) => p.slice(0, 8)).join(", ")}`
+            : ""),
+      );
+    }
+    if (!args.json && !args.quiet) process.stdout.write("no errors found\n");
+  },
+};

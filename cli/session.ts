@@ -1,0 +1,68 @@
+import { LocalBackend } from "../src/backend/local.js";
+import { UserError } from "../src/errors.js";
+import { BlobStore } from "../src/repo/blob-store.js";
+import { Lock } from "../src/repo/lock.js";
+import { Repository } from "../src/repo/repository.js";
+import type { KeyArgs } from "./key-options.js";
+import { unwrappers } from "./key-options.js";
+
+export interface RepoArgs extends KeyArgs {
+  repo?: string;
+}
+
+export function backendFor(args: RepoArgs): LocalBackend {
+  const repo = args.repo ?? process.env.COFFER_REPO;
+  if (repo === undefined || repo === "") {
+    throw new UserError("no repository given: use --repo DIR or set COFFER_REPO");
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo)) {
+    throw new UserError(`${repo}: only local repositories are supported by this release`);
+  }
+  return new LocalBackend(repo);
+}
+
+export async function openRepository(args: RepoArgs): Promise<Repository> {
+  return Repository.open(backendFor(args), await unwrappers(args));
+}
+
+const cleanups = new Set<() => Promise<void>>();
+let signalled = false;
+
+/** Releases held locks when the process is interrupted, then exits 130 or 143. */
+function installSignalHandlers(): void {
+  for (const [sig, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(sig, () => {
+      if (signalled) process.exit(code);
+      signalled = true;
+      process.stderr.write(`coffer: ${sig}: stopping; the repository stays consistent\n`);
+      Promise.allSettled([...cleanups].map((c) => c())).finally(() => process.exit(code));
+    });
+  }
+}
+installSignalHandlers();
+
+/**
+ * Runs fn with the repository open, its index loaded and a lock held; the lock is
+ * released however fn ends.
+ */
+export async function withRepository<T>(
+  args: RepoArgs,
+  mode: { exclusive: boolean; loadIndex: boolean },
+  fn: (store: BlobStore) => Promise<T>,
+): Promise<T> {
+  const repo = await openRepository(args);
+  const lock = await Lock.acquire(repo, mode.exclusive);
+  const release = () => lock.release();
+  cleanups.add(release);
+  try {
+    const store = new BlobStore(repo);
+    if (mode.loadIndex) await store.loadIndex();
+    return await fn(store);
+  } finally {
+    cleanups.delete(release);
+    await lock.release();
+  }
+}

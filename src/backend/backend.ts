@@ -1,0 +1,40 @@
+// The storage contract every backend implements (local disk, S3) and every wrapper keeps
+// (retry, cache). Objects are written once under fresh names and never modified.
+
+export type FileType = "config" | "key" | "data" | "index" | "snapshot" | "lock";
+
+export interface Handle {
+  type: FileType;
+  /** The object's name: a 64-hex-digit id, or "" for the config file. */
+  name: string;
+}
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface Backend {
+  /** Where the repository lives, for messages ("/srv/backup", "s3://bucket/prefix"). */
+  readonly location: string;
+  /**
+   * Stores data under h atomically: after save resolves the whole object is durable;
+   * after a crash either the whole object or nothing is visible under h.
+   */
+  save(h: Handle, data: Buffer): Promise<void>;
+  /**
+   * Reads length bytes from offset (the whole object when length is omitted). Throws
+   * IntegrityError when the object is shorter than asked: a short read is never returned.
+   */
+  load(h: Handle, offset?: number, length?: number): Promise<Buffer>;
+  /** Size of the object, or null when it does not exist. */
+  stat(h: Handle): Promise<ObjectInfo | null>;
+  /** Yields each object of the type exactly once, in no particular order. */
+  list(type: FileType): AsyncIterable<ObjectInfo>;
+  /** Removes the object; removing one that does not exist is not an error. */
+  remove(h: Handle): Promise<void>;
+  /** True when the repository's config object exists. */
+  exists(): Promise<boolean>;
+  /** Creates whatever the backend needs before the first save; refuses a non-empty location. */
+  create(): Promise<void>;
+}

@@ -1,0 +1,208 @@
+import { CofferError, IntegrityError } from "../errors.js";
+import type { IndexEntry } from "../repo/blob-index.js";
+import type { BlobStore } from "../repo/blob-store.js";
+import { headerLocation, openPackHeader, packTrailerLength } from "../repo/pack.js";
+import type { SnapshotWithId } from "../repo/snapshot.js";
+import { loadSnapshot } from "../repo/snapshots.js";
+import { rawName } from "../repo/tree.js";
+import { loadTree } from "../restore/tree-walk.js";
+
+export interface CheckReport {
+  /** One line per problem found; empty when the repository is sound. */
+  errors: string[];
+  /** Packs whose bytes failed authentication, or that are missing. */
+  damagedPacks: string[];
+  /** For each snapshot that references damaged or missing data, the paths affected. */
+  affected: { snapshot: string; paths: string[] }[];
+  snapshots: number;
+  packs: number;
+  blobs: number;
+  /** Packs present in data/ that no index lists: left by an interrupted backup; harmless. */
+  unreferencedPacks: number;
+}
+
+export interface CheckOptions {
+  readData: boolean;
+  onProgress?(message: string): void;
+}
+
+/**
+ * Verifies a repository: every index delta and snapshot opens; every blob a snapshot
+ * needs is indexed in a pack that exists; with readData, every pack is read and every blob
+ * in it authenticated and re-hashed, and the damage is traced to snapshots and files.
+ */
+export async function checkRepository(store: BlobStore, opts: CheckOptions): Promise<CheckReport> {
+  const repo = store.repo;
+  const report: CheckReport = {
+    errors: [],
+    damagedPacks: [],
+    affected: [],
+    snapshots: 0,
+    packs: 0,
+    blobs: 0,
+    unreferencedPacks: 0,
+  };
+  const fail = (msg: string) => report.errors.push(msg);
+
+  for (const name of await repo.listIds("index")) {
+    try {
+      for (const p of await store.loadIndexFile(name)) store.addIndexedPack(p);
+    } catch (err) {
+      fail(describe(err));
+    }
+  }
+  report.blobs = store.index.size;
+
+  const present = new Map<string, number>();
+  for await (const o of repo.backend.list("data")) present.set(o.name, o.size);
+  report.packs = present.size;
+  const indexedPacks = new Set(store.index.packs());
+  const badBlobs = new Set<string>();
+  const damaged = new Set<string>();
+  for (const packId of indexedPacks) {
+    if (!present.has(packId)) {
+      fail(`pack ${packId} is missing`);
+      damaged.add(packId);
+    }
+  }
+  for (const packId of present.keys()) if (!indexedPacks.has(packId)) report.unreferencedPacks++;
+
+  if (opts.readData) {
+    const byPack = new Map<string, [string, IndexEntry][]>();
+    for (const [id, e] of store.index.entries()) {
+      const list = byPack.get(e.packId);
+      if (list === undefined) byPack.set(e.packId, [[id, e]]);
+      else list.push([id, e]);
+    }
+    let done = 0;
+    for (const [packId, size] of present) {
+      const blobs = byPack.get(packId);
+      if (blobs === undefined) continue;
+      opts.onProgress?.(`reading pack ${++done}/${byPack.size}`);
+      const problems = await readPack(store, packId, size, blobs);
+      if (problems.length > 0) {
+        damaged.add(packId);
+        for (const p of problems) fail(p);
+      }
+    }
+  }
+  for (const [id, e] of store.index.entries()) if (damaged.has(e.packId)) badBlobs.add(id);
+  report.damagedPacks = [...damaged];
+
+  const snapshotIds = await repo.listIds("snapshot");
+  report.snapshots = snapshotIds.length;
+  const treeDamage = new Map<string, string[]>();
+  for (const id of snapshotIds) {
+    let snap: SnapshotWithId;
+    try {
+      snap = await loadSnapshot(repo, id);
+    } catch (err) {
+      fail(describe(err));
+      continue;
+    }
+    const paths = await walkTree(store, snap.tree, "", badBlobs, treeDamage, fail);
+    if (paths.length > 0) report.affected.push({ snapshot: id, paths });
+  }
+  return report;
+}
+
+/** Reads one pack whole and authenticates its header and every blob. */
+async function readPack(
+  store: BlobStore,
+  packId: string,
+  size: number,
+  blobs: readonly [string, IndexEntry][],
+): Promise<string[]> {
+  const problems: string[] = [];
+  const repo = store.repo;
+  let pack: Buffer;
+  try {
+    pack = await repo.backend.load({ type: "data", name: packId });
+  } catch (err) {
+    return [describe(err)];
+  }
+  if (pack.length !== size) problems.push(`pack ${packId} changed size while being read`);
+  try {
+    const at = headerLocation(
+      pack.length,
+      pack.subarray(pack.length - packTrailerLength),
+      `pack ${packId}`,
+    );
+    const entries = openPackHeader(
+      repo.id,
+      (s, what) => repo.keysForSealed(s, what),
+      Buffer.from(packId, "hex"),
+      pack.subarray(at.offset, at.offset + at.length),
+    );
+    for (const e of entries) {
+      const id = e.id.toString("hex");
+      const indexed = store.index.get(id);
+      if (
+        indexed?.packId === packId &&
+        (indexed.offset !== e.offset || indexed.length !== e.length)
+      ) {
+        problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+      }
+    }
+  } catch (err) {
+    problems.push(describe(err));
+  }
+  for (const [id, e] of blobs) {
+    try {
+      if (e.offset + e.length > pack.length)
+        throw new IntegrityError(`pack ${packId} is truncated`);
+      store.open(e, id, pack.subarray(e.offset, e.offset + e.length));
+    } catch (err) {
+      problems.push(`pack ${packId}: ${describe(err)}`);
+    }
+  }
+  return problems;
+}
+
+/** Walks a tree; returns the paths under it that reference bad or missing blobs. */
+async function walkTree(
+  store: BlobStore,
+  treeId: string,
+  prefix: string,
+  badBlobs: Set<string>,
+  cache: Map<string, string[]>,
+  fail: (msg: string) => void,
+): Promise<string[]> {
+  const cached = cache.get(treeId);
+  if (cached !== undefined) return cached.map((p) => prefix + p);
+  const out: string[] = [];
+  const unusable = !store.index.has(treeId) || badBlobs.has(treeId);
+  let nodes: Awaited<ReturnType<typeof loadTree>>["nodes"] = [];
+  if (unusable) {
+    fail(
+      `tree ${treeId} at ${prefix || "/"} is ${store.index.has(treeId) ? "damaged" : "missing"}`,
+    );
+    out.push("/");
+  } else {
+    try {
+      nodes = (await loadTree(store, treeId)).nodes;
+    } catch (err) {
+      fail(describe(err));
+      out.push("/");
+    }
+  }
+  for (const n of nodes) {
+    const rel = `/${rawName(n).toString()}`;
+    if (n.type === "dir" && n.subtree !== undefined) {
+      out.push(
+        ...(await walkTree(store, n.subtree, "", badBlobs, cache, fail)).map((p) => rel + p),
+      );
+    } else if (n.type === "file") {
+      const missing = (n.content ?? []).filter((id) => !store.index.has(id));
+      for (const id of missing) fail(`blob ${id} of ${rel} is not in the index`);
+      if (missing.length > 0 || (n.content ?? []).some((id) => badBlobs.has(id))) out.push(rel);
+    }
+  }
+  cache.set(treeId, out);
+  return out.map((p) => prefix + p);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof CofferError) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,84 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { IntegrityError } from "../errors.js";
+
+// Sealed object layout (docs/FORMAT.md §Sealed objects):
+//   generation u32 LE || nonce (12) || AES-256-GCM ciphertext || tag (16)
+// Associated data binds every object to its repository, format version, kind, id and key
+// generation, so an object that is moved, swapped or relabelled fails to open.
+
+export const formatVersion = 1;
+export const nonceLength = 12;
+export const tagLength = 16;
+export const generationLength = 4;
+export const sealOverhead = generationLength + nonceLength + tagLength;
+
+export const ObjectKind = {
+  data: 1,
+  tree: 2,
+  packHeader: 3,
+  index: 4,
+  snapshot: 5,
+  lock: 6,
+} as const;
+export type ObjectKind = (typeof ObjectKind)[keyof typeof ObjectKind];
+
+const aadMagic = Buffer.from("coffer", "ascii");
+
+export function associatedData(
+  repositoryId: Buffer,
+  kind: ObjectKind,
+  id: Buffer,
+  generation: number,
+): Buffer {
+  const aad = Buffer.alloc(aadMagic.length + 1 + 32 + 1 + 32 + 4);
+  let o = aadMagic.copy(aad, 0);
+  o = aad.writeUInt8(formatVersion, o);
+  o += repositoryId.copy(aad, o);
+  o = aad.writeUInt8(kind, o);
+  o += id.copy(aad, o);
+  aad.writeUInt32LE(generation, o);
+  return aad;
+}
+
+/** The key one blob is sealed under: HMAC-SHA256(data key, blob id). */
+export function blobKey(dataKey: Buffer, blobId: Buffer): Buffer {
+  return createHmac("sha256", dataKey).update(blobId).digest();
+}
+
+export function seal(key: Buffer, aad: Buffer, generation: number, plaintext: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(sealOverhead + plaintext.length);
+  out.writeUInt32LE(generation, 0);
+  const nonce = randomBytes(nonceLength);
+  nonce.copy(out, generationLength);
+  const cipher = createCipheriv("aes-256-gcm", key, nonce);
+  cipher.setAAD(aad);
+  const ctOffset = generationLength + nonceLength;
+  let n = cipher.update(plaintext).copy(out, ctOffset);
+  n += cipher.final().copy(out, ctOffset + n);
+  cipher.getAuthTag().copy(out, ctOffset + n);
+  return out;
+}
+
+/** The generation a sealed object claims; authenticated only once `open` succeeds. */
+export function sealedGeneration(sealed: Buffer): number {
+  if (sealed.length < sealOverhead) throw new IntegrityError("sealed object is truncated");
+  return sealed.readUInt32LE(0);
+}
+
+/** Opens a sealed object or throws IntegrityError; `what` names it in the message. */
+export function open(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
+  if (sealed.length < sealOverhead) throw new IntegrityError(`${what} is truncated`);
+  const nonce = sealed.subarray(generationLength, generationLength + nonceLength);
+  const tag = sealed.subarray(sealed.length - tagLength);
+  const ct = sealed.subarray(generationLength + nonceLength, sealed.length - tagLength);
+  const decipher = createDecipheriv("aes-256-gcm", key, nonce);
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  try {
+    const head = decipher.update(ct);
+    const tail = decipher.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch {
+    throw new IntegrityError(`${what} failed authentication (damaged, truncated or forged)`);
+  }
+}

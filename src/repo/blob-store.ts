@@ -1,0 +1,182 @@
+import { blobId } from "../crypto/blob-id.js";
+import { ObjectKind } from "../crypto/seal.js";
+import { IntegrityError } from "../errors.js";
+import type { BlobKind } from "./blob.js";
+import { openBlob, sealBlob } from "./blob.js";
+import type { IndexEntry } from "./blob-index.js";
+import { BlobIndex } from "./blob-index.js";
+import type { IndexedPack } from "./index-file.js";
+import { decodeIndex, encodeIndex } from "./index-file.js";
+import { PackWriter } from "./pack.js";
+import type { Repository } from "./repository.js";
+import { randomId } from "./repository.js";
+
+/** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
+const maxUnindexedBlobs = 50_000;
+/** Packs being written at once; each holds up to one pack size of memory. */
+const maxPackUploads = 2;
+
+export interface SaveResult {
+  id: string;
+  /** Sealed bytes added to the repository: 0 when the blob was already stored. */
+  added: number;
+}
+
+/**
+ * Blob storage on top of a repository: dedup against the index, sealing into packs,
+ * index deltas, and reads of single blobs.
+ */
+export class BlobStore {
+  readonly repo: Repository;
+  readonly index = new BlobIndex();
+  readonly #packers = new Map<BlobKind, PackWriter>();
+  /** Blobs sealed into a pack that is not yet written; dedup must see them too. */
+  readonly #pending = new Set<string>();
+  #unindexed: IndexedPack[] = [];
+  #unindexedCount = 0;
+  readonly #uploads = new Set<Promise<void>>();
+  #uploadError: unknown = null;
+
+  constructor(repo: Repository) {
+    this.repo = repo;
+  }
+
+  /** Loads every index delta. Throws IntegrityError naming the first that fails to open. */
+  async loadIndex(): Promise<void> {
+    for (const name of await this.repo.listIds("index")) {
+      for (const p of await this.loadIndexFile(name)) this.addIndexedPack(p);
+    }
+  }
+
+  async loadIndexFile(name: string): Promise<IndexedPack[]> {
+    const plain = await this.repo.loadMetadata("index", ObjectKind.index, name);
+    return decodeIndex(plain, `index ${name}`);
+  }
+
+  addIndexedPack(p: IndexedPack): void {
+    const packId = p.packId.toString("hex");
+    for (const e of p.entries) {
+      this.index.add(e.id.toString("hex"), {
+        kind: e.kind,
+        packId,
+        offset: e.offset,
+        length: e.length,
+        rawLength: e.rawLength,
+      });
+    }
+  }
+
+  has(id: string): boolean {
+    return this.index.has(id) || this.#pending.has(id);
+  }
+
+  /** Stores a blob unless one with the same keyed id is already stored. */
+  async save(kind: BlobKind, plaintext: Buffer): Promise<SaveResult> {
+    const rawId = blobId(this.repo.current.id, plaintext);
+    const id = rawId.toString("hex");
+    if (this.has(id)) return { id, added: 0 };
+    const blob = sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext);
+    let packer = this.#packers.get(kind);
+    if (packer === undefined) {
+      packer = new PackWriter();
+      this.#packers.set(kind, packer);
+    }
+    packer.add(blob);
+    this.#pending.add(id);
+    if (packer.size >= this.repo.config.packSize) {
+      this.#packers.delete(kind);
+      await this.writePack(packer);
+    }
+    return { id, added: blob.sealed.length };
+  }
+
+  private async writePack(packer: PackWriter): Promise<void> {
+    this.throwUploadError();
+    while (this.#uploads.size >= maxPackUploads) await Promise.race(this.#uploads);
+    this.throwUploadError();
+    const pack = packer.finish(this.repo.id, this.repo.current);
+    const name = packer.id.toString("hex");
+    const upload = this.repo.backend
+      .save({ type: "data", name }, pack)
+      .then(() => {
+        const indexed = { packId: packer.id, entries: packer.entries };
+        this.addIndexedPack(indexed);
+        for (const e of packer.entries) this.#pending.delete(e.id.toString("hex"));
+        this.#unindexed.push(indexed);
+        this.#unindexedCount += packer.entries.length;
+      })
+      .catch((err: unknown) => {
+        this.#uploadError ??= err;
+      })
+      .finally(() => {
+        this.#uploads.delete(upload);
+      });
+    this.#uploads.add(upload);
+  }
+
+  private throwUploadError(): void {
+    if (this.#uploadError !== null) throw this.#uploadError;
+  }
+
+  /**
+   * Writes every open pack and then an index delta for all packs written so far. After
+   * flush resolves, every blob saved before it is durable and indexed.
+   */
+  async flush(): Promise<void> {
+    for (const [kind, packer] of this.#packers) {
+      this.#packers.delete(kind);
+      if (packer.count > 0) await this.writePack(packer);
+    }
+    await Promise.all(this.#uploads);
+    this.throwUploadError();
+    await this.writeIndexDelta();
+  }
+
+  /** Called between files so long backups persist their index as they go. */
+  async checkpoint(): Promise<void> {
+    if (this.#unindexedCount >= maxUnindexedBlobs) await this.writeIndexDelta();
+  }
+
+  private async writeIndexDelta(): Promise<void> {
+    if (this.#unindexed.length === 0) return;
+    const name = randomId();
+    const sealed = this.repo.sealMetadata(
+      ObjectKind.index,
+      Buffer.from(name, "hex"),
+      encodeIndex(this.#unindexed),
+    );
+    await this.repo.backend.save({ type: "index", name }, sealed);
+    this.#unindexed = [];
+    this.#unindexedCount = 0;
+  }
+
+  lookup(id: string): IndexEntry {
+    const e = this.index.get(id);
+    if (e === undefined) throw new IntegrityError(`blob ${id} is not in the index: it is missing`);
+    return e;
+  }
+
+  /** Reads, authenticates, decompresses and re-checks one blob. */
+  async load(kind: BlobKind, id: string): Promise<Buffer> {
+    const e = this.lookup(id);
+    if (e.kind !== kind) throw new IntegrityError(`blob ${id} is indexed with the wrong kind`);
+    const sealed = await this.readSealed(e, id);
+    return this.open(e, id, sealed);
+  }
+
+  async readSealed(e: IndexEntry, id: string): Promise<Buffer> {
+    try {
+      return await this.repo.backend.load({ type: "data", name: e.packId }, e.offset, e.length);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new IntegrityError(`pack ${e.packId} holding blob ${id} is missing`);
+      }
+      throw err;
+    }
+  }
+
+  open(e: IndexEntry, id: string, sealed: Buffer): Buffer {
+    const keys = this.repo.keysForSealed(sealed, `blob ${id}`);
+    return openBlob(this.repo.id, keys, e.kind, Buffer.from(id, "hex"), sealed, e.rawLength);
+  }
+}

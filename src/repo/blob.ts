@@ -1,0 +1,75 @@
+import { compress, decompress } from "zstd-napi";
+import { blobId, sameId } from "../crypto/blob-id.js";
+import type { RepositoryKeys } from "../crypto/keys.js";
+import type { ObjectKind } from "../crypto/seal.js";
+import { associatedData, blobKey, open, seal } from "../crypto/seal.js";
+import { IntegrityError } from "../errors.js";
+
+// A blob's plaintext before sealing is one flag byte and the payload (docs/FORMAT.md §Blobs):
+// the flag says whether the payload is zstd-compressed. Compression that does not shrink
+// the chunk is skipped.
+
+export type BlobKind = typeof ObjectKind.data | typeof ObjectKind.tree;
+
+const uncompressed = 0;
+const zstdCompressed = 1;
+export const zstdLevel = 3;
+
+export interface SealedBlob {
+  id: Buffer;
+  kind: BlobKind;
+  rawLength: number;
+  sealed: Buffer;
+}
+
+/** Compresses (when it helps) and seals a blob whose id is already known. */
+export function sealBlob(
+  repositoryId: Buffer,
+  keys: RepositoryKeys,
+  kind: BlobKind,
+  id: Buffer,
+  plaintext: Buffer,
+): SealedBlob {
+  const packed = compress(plaintext, { compressionLevel: zstdLevel });
+  const useZstd = packed.length < plaintext.length;
+  const payload = useZstd ? packed : plaintext;
+  const body = Buffer.allocUnsafe(1 + payload.length);
+  body[0] = useZstd ? zstdCompressed : uncompressed;
+  payload.copy(body, 1);
+  const aad = associatedData(repositoryId, kind, id, keys.generation);
+  const sealed = seal(blobKey(keys.data, id), aad, keys.generation, body);
+  return { id, kind, rawLength: plaintext.length, sealed };
+}
+
+/**
+ * Opens a sealed blob: checks the tag (which binds repository, kind, id and generation),
+ * decompresses, then recomputes the keyed id over the plaintext.
+ */
+export function openBlob(
+  repositoryId: Buffer,
+  keys: RepositoryKeys,
+  kind: BlobKind,
+  id: Buffer,
+  sealed: Buffer,
+  rawLength: number,
+): Buffer {
+  const what = `${kind === 2 ? "tree" : "data"} blob ${id.toString("hex")}`;
+  const aad = associatedData(repositoryId, kind, id, keys.generation);
+  const body = open(blobKey(keys.data, id), aad, sealed, what);
+  let plaintext: Buffer;
+  if (body[0] === uncompressed) plaintext = body.subarray(1);
+  else if (body[0] === zstdCompressed) {
+    try {
+      plaintext = decompress(body.subarray(1));
+    } catch {
+      throw new IntegrityError(`${what} does not decompress`);
+    }
+  } else throw new IntegrityError(`${what} has an unknown compression flag ${body[0]}`);
+  if (plaintext.length !== rawLength) {
+    throw new IntegrityError(`${what} has ${plaintext.length} bytes, the index says ${rawLength}`);
+  }
+  if (!sameId(blobId(keys.id, plaintext), id)) {
+    throw new IntegrityError(`${what} does not match its id`);
+  }
+  return plaintext;
+}

@@ -1,0 +1,54 @@
+import { compress, decompress } from "zstd-napi";
+import { IntegrityError } from "../errors.js";
+import type { PackEntry } from "./pack.js";
+import { decodePackHeader, encodePackHeader } from "./pack.js";
+
+// An index delta lists the blobs of the packs one backup wrote (docs/FORMAT.md §Index).
+// Plaintext before sealing is zstd( version (u8) || pack count (u32 LE) ||
+//   per pack: pack id (32) || pack header plaintext as in §Packs ).
+
+const indexVersion = 1;
+
+export interface IndexedPack {
+  packId: Buffer;
+  entries: PackEntry[];
+}
+
+export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(5);
+  head.writeUInt8(indexVersion, 0);
+  head.writeUInt32LE(packs.length, 1);
+  parts.push(head);
+  for (const p of packs) {
+    const header = encodePackHeader(p.entries);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(header.length, 0);
+    parts.push(p.packId, len, header);
+  }
+  return compress(Buffer.concat(parts), { compressionLevel: 3 });
+}
+
+export function decodeIndex(compressed: Buffer, what: string): IndexedPack[] {
+  let b: Buffer;
+  try {
+    b = decompress(compressed);
+  } catch {
+    throw new IntegrityError(`${what} does not decompress`);
+  }
+  if (b.length < 5 || b[0] !== indexVersion) throw new IntegrityError(`${what}: bad version`);
+  const n = b.readUInt32LE(1);
+  const packs: IndexedPack[] = [];
+  let o = 5;
+  for (let i = 0; i < n; i++) {
+    if (o + 36 > b.length) throw new IntegrityError(`${what} is truncated`);
+    const packId = Buffer.from(b.subarray(o, o + 32));
+    const len = b.readUInt32LE(o + 32);
+    o += 36;
+    if (o + len > b.length) throw new IntegrityError(`${what} is truncated`);
+    packs.push({ packId, entries: decodePackHeader(b.subarray(o, o + len), what) });
+    o += len;
+  }
+  if (o !== b.length) throw new IntegrityError(`${what} has trailing bytes`);
+  return packs;
+}

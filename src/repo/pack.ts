@@ -1,0 +1,128 @@
+import { randomBytes } from "node:crypto";
+import type { RepositoryKeys } from "../crypto/keys.js";
+import { associatedData, ObjectKind, open, seal } from "../crypto/seal.js";
+import { IntegrityError } from "../errors.js";
+import type { BlobKind, SealedBlob } from "./blob.js";
+
+// Pack layout (docs/FORMAT.md §Packs):
+//   sealed blob 1 || ... || sealed blob n || sealed header || header length (u32 LE)
+// Header plaintext: version (u8) || count (u32 LE) || count × entry, where an entry is
+//   kind (u8) || blob id (32) || offset (u32 LE) || sealed length (u32 LE) || raw length (u32 LE)
+
+const headerVersion = 1;
+const entryLength = 1 + 32 + 4 + 4 + 4;
+const trailerLength = 4;
+
+export interface PackEntry {
+  kind: BlobKind;
+  id: Buffer;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+export function encodePackHeader(entries: readonly PackEntry[]): Buffer {
+  const out = Buffer.alloc(5 + entries.length * entryLength);
+  out.writeUInt8(headerVersion, 0);
+  out.writeUInt32LE(entries.length, 1);
+  let o = 5;
+  for (const e of entries) {
+    o = out.writeUInt8(e.kind, o);
+    o += e.id.copy(out, o);
+    o = out.writeUInt32LE(e.offset, o);
+    o = out.writeUInt32LE(e.length, o);
+    o = out.writeUInt32LE(e.rawLength, o);
+  }
+  return out;
+}
+
+export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
+  if (b.length < 5 || b[0] !== headerVersion) throw new IntegrityError(`${what}: bad header`);
+  const n = b.readUInt32LE(1);
+  if (b.length !== 5 + n * entryLength) throw new IntegrityError(`${what}: bad header length`);
+  const entries: PackEntry[] = [];
+  let o = 5;
+  for (let i = 0; i < n; i++) {
+    const kind = b.readUInt8(o);
+    if (kind !== ObjectKind.data && kind !== ObjectKind.tree) {
+      throw new IntegrityError(`${what}: unknown blob kind ${kind}`);
+    }
+    entries.push({
+      kind,
+      id: Buffer.from(b.subarray(o + 1, o + 33)),
+      offset: b.readUInt32LE(o + 33),
+      length: b.readUInt32LE(o + 37),
+      rawLength: b.readUInt32LE(o + 41),
+    });
+    o += entryLength;
+  }
+  return entries;
+}
+
+/** Collects sealed blobs in memory (at most one pack's worth) and serialises a pack. */
+export class PackWriter {
+  readonly id = randomBytes(32);
+  readonly entries: PackEntry[] = [];
+  #parts: Buffer[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  add(blob: SealedBlob): void {
+    this.entries.push({
+      kind: blob.kind,
+      id: blob.id,
+      offset: this.#size,
+      length: blob.sealed.length,
+      rawLength: blob.rawLength,
+    });
+    this.#parts.push(blob.sealed);
+    this.#size += blob.sealed.length;
+  }
+
+  /** The finished pack; the writer must not be used afterwards. */
+  finish(repositoryId: Buffer, keys: RepositoryKeys): Buffer {
+    const aad = associatedData(repositoryId, ObjectKind.packHeader, this.id, keys.generation);
+    const header = seal(keys.metadata, aad, keys.generation, encodePackHeader(this.entries));
+    const trailer = Buffer.alloc(trailerLength);
+    trailer.writeUInt32LE(header.length, 0);
+    const pack = Buffer.concat([...this.#parts, header, trailer]);
+    this.#parts = [];
+    return pack;
+  }
+}
+
+/** Where a pack's sealed header sits, from the pack's total size and its last 4 bytes. */
+export function headerLocation(
+  packSize: number,
+  trailer: Buffer,
+  what: string,
+): { offset: number; length: number } {
+  if (packSize < trailerLength || trailer.length !== trailerLength) {
+    throw new IntegrityError(`${what} is truncated`);
+  }
+  const length = trailer.readUInt32LE(0);
+  const offset = packSize - trailerLength - length;
+  if (offset < 0) throw new IntegrityError(`${what} is truncated or its trailer is damaged`);
+  return { offset, length };
+}
+
+export function openPackHeader(
+  repositoryId: Buffer,
+  keysForSealed: (sealed: Buffer, what: string) => RepositoryKeys,
+  packId: Buffer,
+  sealedHeader: Buffer,
+): PackEntry[] {
+  const what = `pack ${packId.toString("hex")}`;
+  const keys = keysForSealed(sealedHeader, `${what} header`);
+  const aad = associatedData(repositoryId, ObjectKind.packHeader, packId, keys.generation);
+  return decodePackHeader(open(keys.metadata, aad, sealedHeader, `${what} header`), what);
+}
+
+export { trailerLength as packTrailerLength };

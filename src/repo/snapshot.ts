@@ -1,0 +1,57 @@
+import { IntegrityError } from "../errors.js";
+
+/** A snapshot manifest (docs/FORMAT.md §Snapshots): sealed JSON naming the root tree. */
+export interface Snapshot {
+  version: 1;
+  /** ISO 8601 time the backup started. */
+  time: string;
+  hostname: string;
+  username: string;
+  /** What was backed up: absolute paths, or "stdin:NAME". */
+  paths: string[];
+  tags: string[];
+  /** Root tree blob id: one node per backed-up path, named by its base name. */
+  tree: string;
+  source: { kind: "files" | "stdin" };
+  summary: BackupSummary;
+}
+
+export interface BackupSummary {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  bytesAdded: number;
+  blobsAdded: number;
+  errors: number;
+  durationMs: number;
+}
+
+export interface SnapshotWithId extends Snapshot {
+  id: string;
+}
+
+export function encodeSnapshot(s: Snapshot): Buffer {
+  return Buffer.from(JSON.stringify(s));
+}
+
+export function decodeSnapshot(b: Buffer, id: string): Snapshot {
+  let v: unknown;
+  try {
+    v = JSON.parse(b.toString("utf8"));
+  } catch {
+    throw new IntegrityError(`snapshot ${id} is not valid JSON`);
+  }
+  const s = v as Snapshot;
+  if (
+    typeof s !== "object" ||
+    s === null ||
+    s.version !== 1 ||
+    typeof s.tree !== "string" ||
+    !/^[0-9a-f]{64}$/.test(s.tree) ||
+    !Array.isArray(s.paths) ||
+    typeof s.time !== "string"
+  ) {
+    throw new IntegrityError(`snapshot ${id} is malformed`);
+  }
+  return s;
+}

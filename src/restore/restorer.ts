@@ -1,0 +1,247 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import * as fs from "node:fs/promises";
+import { promisify } from "node:util";
+import { type CofferError, IntegrityError, UserError } from "../errors.js";
+import type { BlobStore } from "../repo/blob-store.js";
+import type { TreeNode } from "../repo/tree.js";
+import { rawName, rawTarget } from "../repo/tree.js";
+import { joinPath } from "../source/fs-node.js";
+import { fileChunks, isAllZero } from "./file-content.js";
+import { checkName, checkUniqueNames } from "./safe-path.js";
+import { displayPath, loadTree } from "./tree-walk.js";
+
+const run = promisify(execFile);
+
+export interface RestoreEvents {
+  /** A file that could not be restored; integrity errors make the restore exit 20. */
+  onError(path: string, err: CofferError | Error): void;
+  onWarning(path: string, message: string): void;
+}
+
+export interface RestoreCounters {
+  files: number;
+  dirs: number;
+  bytes: number;
+  errors: number;
+  integrityErrors: number;
+}
+
+/**
+ * Writes a snapshot's tree under a target directory. Never writes outside it: names are
+ * single checked components, every directory entered is one we created or found as a
+ * real directory (never a symlink), files are written to a fresh temp name and renamed,
+ * and symlinks are created only after everything else.
+ */
+export class Restorer {
+  readonly #store: BlobStore;
+  readonly #events: RestoreEvents;
+  readonly #include: ((snapshotPath: string) => boolean) | null;
+  readonly #asRoot = process.getuid?.() === 0;
+  /** dev:inode of hard-linked files in the snapshot → where the first was restored. */
+  readonly #links = new Map<string, Buffer>();
+  readonly #symlinks: { at: Buffer; node: TreeNode; shown: string }[] = [];
+  readonly #dirMeta: { at: Buffer; node: TreeNode }[] = [];
+  readonly counters: RestoreCounters = {
+    files: 0,
+    dirs: 0,
+    bytes: 0,
+    errors: 0,
+    integrityErrors: 0,
+  };
+
+  constructor(
+    store: BlobStore,
+    events: RestoreEvents,
+    include: ((snapshotPath: string) => boolean) | null,
+  ) {
+    this.#store = store;
+    this.#events = events;
+    this.#include = include;
+  }
+
+  async restore(node: TreeNode, names: Buffer[], target: string): Promise<void> {
+    await fs.mkdir(target, { recursive: true, mode: 0o700 });
+    const st = await fs.stat(target);
+    if (!st.isDirectory()) throw new UserError(`--target ${target} is not a directory`);
+    const base = Buffer.from(target);
+    if (node.type === "dir") {
+      await this.restoreDirContents(node, names, base, this.matchesAncestor(names));
+    } else {
+      const name = names.at(-1) ?? rawName(node);
+      await this.restoreNode(node, names, joinPath(base, name), true);
+    }
+    for (const l of this.#symlinks) await this.makeSymlink(l.at, l.node, l.shown);
+    // Directory times last, children before parents, so writing inside does not move them.
+    for (const d of this.#dirMeta.reverse()) await this.applyMetadata(d.at, d.node, false);
+  }
+
+  private matchesAncestor(names: readonly Buffer[]): boolean {
+    if (this.#include === null) return true;
+    for (let i = 1; i <= names.length; i++) {
+      if (this.#include(displayPath(names.slice(0, i)))) return true;
+    }
+    return false;
+  }
+
+  /** Restores a directory's children into `at`; returns whether anything was restored. */
+  private async restoreDirContents(
+    node: TreeNode,
+    names: Buffer[],
+    at: Buffer,
+    included: boolean,
+  ): Promise<boolean> {
+    const shown = displayPath(names);
+    if (node.subtree === undefined) throw new IntegrityError(`directory ${shown} has no tree`);
+    const tree = await loadTree(this.#store, node.subtree);
+    const childNames = tree.nodes.map(rawName);
+    childNames.forEach((n) => {
+      checkName(n, shown);
+    });
+    checkUniqueNames(childNames, shown);
+    let any = false;
+    for (const [i, child] of tree.nodes.entries()) {
+      const name = childNames[i] as Buffer;
+      const childNames2 = [...names, name];
+      const childIncluded =
+        included || this.#include === null || this.#include(displayPath(childNames2));
+      if (await this.restoreNode(child, childNames2, joinPath(at, name), childIncluded)) any = true;
+    }
+    return any;
+  }
+
+  private async restoreNode(
+    node: TreeNode,
+    names: Buffer[],
+    at: Buffer,
+    included: boolean,
+  ): Promise<boolean> {
+    const shown = displayPath(names);
+    if (node.type === "dir") {
+      await this.makeDir(at, shown);
+      const any = await this.restoreDirContents(node, names, at, included);
+      if (!any && !included) {
+        await fs.rmdir(at).catch(() => {});
+        return false;
+      }
+      this.counters.dirs++;
+      this.#dirMeta.push({ at, node });
+      return true;
+    }
+    if (!included) return false;
+    try {
+      switch (node.type) {
+        case "file":
+          await this.restoreFile(node, at, shown);
+          return true;
+        case "symlink":
+          this.#symlinks.push({ at, node, shown });
+          return true;
+        case "fifo":
+          await this.replaceWith(at, async () => {
+            await run("mkfifo", ["-m", (node.mode & 0o777).toString(8), "--", at.toString()]);
+          });
+          await this.applyMetadata(at, node, false);
+          return true;
+        default:
+          this.#events.onWarning(shown, `${node.type} not restored`);
+          return false;
+      }
+    } catch (err) {
+      this.fail(shown, err);
+      return false;
+    }
+  }
+
+  private fail(shown: string, err: unknown): void {
+    this.counters.errors++;
+    if (err instanceof IntegrityError) this.counters.integrityErrors++;
+    this.#events.onError(shown, err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** Creates a directory, or accepts an existing real one; a symlink in its place is refused. */
+  private async makeDir(at: Buffer, shown: string): Promise<void> {
+    try {
+      await fs.mkdir(at, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const st = await fs.lstat(at);
+      if (!st.isDirectory()) {
+        throw new UserError(
+          `cannot restore ${shown}: ${at.toString()} exists and is not a directory`,
+        );
+      }
+    }
+  }
+
+  private async restoreFile(node: TreeNode, at: Buffer, shown: string): Promise<void> {
+    const linkKey =
+      (node.links ?? 1) > 1 && node.inode !== undefined ? `${node.dev}:${node.inode}` : null;
+    const first = linkKey !== null ? this.#links.get(linkKey) : undefined;
+    if (first !== undefined) {
+      await this.replaceWith(at, () => fs.link(first, at));
+      this.counters.files++;
+      return;
+    }
+    const tmp = Buffer.concat([at, Buffer.from(`.coffer-tmp-${randomBytes(6).toString("hex")}`)]);
+    const fh = await fs.open(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+    let size = 0;
+    try {
+      for await (const chunk of fileChunks(this.#store, node.content ?? [])) {
+        // All-zero chunks are left as holes: sparse files stay sparse.
+        if (!isAllZero(chunk)) await fh.write(chunk, 0, chunk.length, size);
+        size += chunk.length;
+      }
+      if (node.size !== undefined && size !== node.size) {
+        throw new IntegrityError(`${shown} restored ${size} bytes, the snapshot says ${node.size}`);
+      }
+      await fh.truncate(size);
+    } catch (err) {
+      await fh.close();
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    await this.applyMetadata(tmp, node, false);
+    await fs.rename(tmp, at);
+    if (linkKey !== null) this.#links.set(linkKey, at);
+    this.counters.files++;
+    this.counters.bytes += size;
+  }
+
+  private async makeSymlink(at: Buffer, node: TreeNode, shown: string): Promise<void> {
+    try {
+      await this.replaceWith(at, () => fs.symlink(rawTarget(node), at));
+      await this.applyMetadata(at, node, true);
+      this.counters.files++;
+    } catch (err) {
+      this.fail(shown, err);
+    }
+  }
+
+  /** Runs create(); if something not a directory is already there, replaces it. */
+  private async replaceWith(at: Buffer, create: () => Promise<unknown>): Promise<void> {
+    try {
+      await create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const st = await fs.lstat(at);
+      if (st.isDirectory()) throw new UserError(`${at.toString()} exists and is a directory`);
+      await fs.unlink(at);
+      await create();
+    }
+  }
+
+  private async applyMetadata(at: Buffer, node: TreeNode, isLink: boolean): Promise<void> {
+    if (this.#asRoot) await fs.lchown(at, node.uid, node.gid).catch(() => {});
+    if (!isLink) await fs.chmod(at, node.mode & 0o7777);
+    const mtime = Number(BigInt(node.mtime) / 1000n) / 1e6;
+    if (isLink) await fs.lutimes(at, mtime, mtime).catch(() => {});
+    else await fs.utimes(at, mtime, mtime);
+  }
+}
