@@ -80,7 +80,8 @@ export function parseConfig(raw: Buffer, location: string): RepoConfig & { mac: 
     typeof c.packSize === "number" &&
     typeof c.created === "string" &&
     typeof c.macGeneration === "number" &&
-    typeof c.mac === "string";
+    typeof c.mac === "string" &&
+    /^[0-9a-f]{64}$/.test(c.mac);
   if (!ok)
     throw new IntegrityError(`${location}/config is malformed: the repository config is damaged`);
   if (c.version !== formatVersion) {
