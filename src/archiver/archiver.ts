@@ -1,7 +1,17 @@
 import type { BigIntStats } from "node:fs";
-import { constants } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+} from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import pLimit from "p-limit";
 import type { ByteReader } from "../chunker/chunk-reader.js";
 import { readChunks } from "../chunker/chunk-reader.js";
 import type { FastCDC } from "../chunker/fastcdc.js";
@@ -14,6 +24,14 @@ import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { fileReader } from "../source/file-reader.js";
 import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
 import { buildPathTrie, type PathTrie } from "./path-trie.js";
+
+/**
+ * Files under smallFileLimit are read whole, synchronously, as the walk meets them.
+ * Larger ones are read concurrently with the walk, at most largeFilesInFlight at once,
+ * each through a pooled buffer of 2 × max chunk size: memory stays bounded.
+ */
+const smallFileLimit = 1024 * 1024;
+const largeFilesInFlight = 2;
 
 export interface ArchiverEvents {
   /** A file or directory that could not be read: the backup goes on without it (exit 3). */
@@ -29,6 +47,22 @@ export interface ArchiverOptions {
 
 type Counters = Omit<BackupSummary, "durationMs">;
 
+/** A node whose content may still be being read; wrapped so `await` does not flatten it. */
+interface ReadResult {
+  content: string[];
+  size: number;
+  /** fstat after the last read, to notice a file that changed while being read. */
+  after: BigIntStats;
+}
+
+interface Deferred {
+  node: Promise<TreeNode | null>;
+}
+
+function done(node: TreeNode | null): Deferred {
+  return { node: Promise.resolve(node) };
+}
+
 /**
  * Walks sources and stores them: file contents as data blobs (one chunk stream per file,
  * so a chunk never spans two files) and each directory as a tree blob, children first.
@@ -38,9 +72,10 @@ export class Archiver {
   readonly #cdc: FastCDC;
   readonly #events: ArchiverEvents;
   readonly #exclude: (absPath: string) => boolean;
-  readonly #scratch: Buffer;
+  readonly #scratch: Buffer[] = [];
+  readonly #largeFiles = pLimit(largeFilesInFlight);
   /** dev:inode → content of hard-linked files already stored in this run. */
-  readonly #hardLinks = new Map<string, string[]>();
+  readonly #hardLinks = new Map<string, Promise<string[]>>();
   readonly counters: Counters = {
     files: 0,
     dirs: 0,
@@ -55,7 +90,6 @@ export class Archiver {
     this.#cdc = cdc;
     this.#events = events;
     this.#exclude = opts.exclude;
-    this.#scratch = Buffer.allocUnsafe(2 * cdc.params.max);
   }
 
   /** Backs up absolute paths; returns the root tree id. Intermediate dirs keep their metadata. */
@@ -91,7 +125,7 @@ export class Archiver {
     for (const [name, child] of trie.children) {
       const p = joinPath(dir, Buffer.from(name));
       const node = child.included
-        ? await this.saveEntry(p, Buffer.from(name))
+        ? await (await this.saveEntry(p, Buffer.from(name))).node
         : await this.intermediate(p, name, child);
       if (node) nodes.push(node);
     }
@@ -99,16 +133,18 @@ export class Archiver {
   }
 
   private async intermediate(p: Buffer, name: string, trie: PathTrie): Promise<TreeNode | null> {
-    const st = await this.lstat(p);
+    const st = this.lstat(p);
     if (st === null) return null;
     const node = metadataNode(Buffer.from(name), "dir", st);
     node.subtree = await this.saveVirtualDir(p, trie);
     return node;
   }
 
-  private async lstat(p: Buffer): Promise<BigIntStats | null> {
+  private lstat(p: Buffer): BigIntStats | null {
+    // Synchronous: the walk is sequential anyway, and a cached lstat on the main thread
+    // costs microseconds where a thread-pool round trip costs tens of them.
     try {
-      return await fs.lstat(p, { bigint: true });
+      return lstatSync(p, { bigint: true });
     } catch (err) {
       this.error(p, err);
       return null;
@@ -124,56 +160,60 @@ export class Archiver {
     );
   }
 
-  /** One directory entry as a tree node, or null when excluded or unreadable. */
-  private async saveEntry(p: Buffer, name: Buffer): Promise<TreeNode | null> {
+  /**
+   * One directory entry as a tree node, or null when excluded or unreadable. A directory
+   * is walked before this resolves; a file's content is read concurrently with the walk.
+   */
+  private async saveEntry(p: Buffer, name: Buffer): Promise<Deferred> {
     const pathText = p.toString();
-    if (this.#exclude(pathText)) return null;
-    const st = await this.lstat(p);
-    if (st === null) return null;
+    if (this.#exclude(pathText)) return done(null);
+    const st = this.lstat(p);
+    if (st === null) return done(null);
     const type = nodeType(st);
     if (type === null) {
       this.#events.onWarning(pathText, "unknown file type: skipped");
-      return null;
+      return done(null);
     }
     const node = metadataNode(name, type, st);
     switch (type) {
       case "dir": {
         const subtree = await this.saveDir(p);
-        if (subtree === null) return null;
+        if (subtree === null) return done(null);
         node.subtree = subtree;
         this.counters.dirs++;
-        return node;
+        return done(node);
       }
-      case "file":
-        return (await this.saveFile(p, st, node)) ? node : null;
+      case "file": {
+        const save = async () => ((await this.saveFile(p, st, node)) ? node : null);
+        if (st.size < smallFileLimit) return done(await save());
+        return { node: this.#largeFiles(save) };
+      }
       case "symlink":
         try {
-          Object.assign(node, targetFields(await fs.readlink(p, { encoding: "buffer" })));
+          Object.assign(node, targetFields(readlinkSync(p, { encoding: "buffer" })));
         } catch (err) {
           this.error(p, err);
-          return null;
+          return done(null);
         }
-        return node;
+        return done(node);
       default:
         // fifos, sockets and devices are recorded, never opened (opening a fifo blocks).
-        return node;
+        return done(node);
     }
   }
 
   private async saveDir(p: Buffer): Promise<string | null> {
     let names: Buffer[];
     try {
-      names = await fs.readdir(p, { encoding: "buffer" });
+      names = readdirSync(p, { encoding: "buffer" });
     } catch (err) {
       this.error(p, err);
       return null;
     }
     names.sort(Buffer.compare);
-    const nodes: TreeNode[] = [];
-    for (const name of names) {
-      const node = await this.saveEntry(joinPath(p, name), name);
-      if (node) nodes.push(node);
-    }
+    const pending: Promise<TreeNode | null>[] = [];
+    for (const name of names) pending.push((await this.saveEntry(joinPath(p, name), name)).node);
+    const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes);
   }
 
@@ -181,62 +221,131 @@ export class Archiver {
     const linkKey = before.nlink > 1n ? `${before.dev}:${before.ino}` : null;
     const linked = linkKey !== null ? this.#hardLinks.get(linkKey) : undefined;
     if (linked !== undefined) {
-      node.content = linked;
+      node.content = await linked;
       this.counters.files++;
       return true;
     }
-    let fh: fs.FileHandle;
-    try {
-      // O_NOFOLLOW and O_NONBLOCK: a file swapped for a link or a fifo after lstat is
-      // neither followed nor waited on; fstat below confirms it is still a regular file.
-      fh = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (err) {
-      this.error(p, err);
-      return false;
+    let resolveLink: (content: string[]) => void = () => {};
+    if (linkKey !== null) {
+      // Later links to this inode wait for this read instead of reading it again.
+      this.#hardLinks.set(linkKey, new Promise((r) => (resolveLink = r)));
     }
     try {
-      const opened = await fh.stat({ bigint: true });
-      if (!opened.isFile()) {
+      const read =
+        before.size < smallFileLimit ? await this.readSmallFile(p) : await this.readLargeFile(p);
+      if (!read.after.isFile()) {
         this.#events.onWarning(p.toString(), "changed type while being backed up: skipped");
+        resolveLink([]);
         return false;
       }
-      const { content, size } = await this.saveContent(fileReader(fh));
-      const after = await fh.stat({ bigint: true });
-      if (changedBetween(before, after) || BigInt(size) !== after.size) {
+      if (changedBetween(before, read.after) || BigInt(read.size) !== read.after.size) {
         this.#events.onWarning(
           p.toString(),
           "file changed while being read: the snapshot may hold a mix",
         );
       }
-      node.content = content;
-      node.size = size;
+      node.content = read.content;
+      node.size = read.size;
       this.counters.files++;
-      this.#events.onFile?.(p.toString(), size);
-      if (linkKey !== null) this.#hardLinks.set(linkKey, content);
+      this.#events.onFile?.(p.toString(), read.size);
+      resolveLink(read.content);
       return true;
     } catch (err) {
       this.error(p, err);
+      resolveLink([]);
       return false;
     } finally {
-      await fh.close();
       await this.#store.checkpoint();
     }
   }
 
-  private async saveContent(reader: ByteReader): Promise<{ content: string[]; size: number }> {
+  /**
+   * Small files are read with synchronous calls: with thousands of them, a thread-pool
+   * round trip per open/read/stat/close costs more than the reads themselves.
+   * O_NOFOLLOW and O_NONBLOCK: a file swapped for a link or a fifo after lstat is neither
+   * followed nor waited on; the caller checks the final fstat is still a regular file.
+   */
+  private async readSmallFile(p: Buffer): Promise<ReadResult> {
+    const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    let data: Buffer;
+    let after: BigIntStats;
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      // One byte more than expected, to notice a file that grew.
+      data = Buffer.allocUnsafe(st.isFile() ? Number(st.size) + 1 : 0);
+      let got = 0;
+      for (;;) {
+        if (got === data.length) {
+          if (data.length === 0 || got >= smallFileLimit * 2) break;
+          const bigger = Buffer.allocUnsafe(data.length * 2);
+          data.copy(bigger);
+          data = bigger;
+        }
+        const n = readSync(fd, data, got, data.length - got, null);
+        if (n === 0) break;
+        got += n;
+      }
+      data = data.subarray(0, got);
+      after = fstatSync(fd, { bigint: true });
+      if (got >= smallFileLimit * 2 && after.size > BigInt(got)) {
+        // It grew past the small-file path while we read: read it as a large file.
+        closeSync(fd);
+        return this.readLargeFile(p);
+      }
+    } finally {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed on the grow-to-large path
+      }
+    }
+    const content: string[] = [];
+    for (let start = 0; start < data.length; ) {
+      const len = this.#cdc.cut(data, start, data.length);
+      content.push(await this.saveChunk(data.subarray(start, start + len)));
+      start += len;
+    }
+    this.counters.bytesRead += data.length;
+    return { content, size: data.length, after };
+  }
+
+  private async readLargeFile(p: Buffer): Promise<ReadResult> {
+    const fh = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const buffer = this.takeScratch();
+    try {
+      const { content, size } = await this.saveContent(fileReader(fh), buffer);
+      return { content, size, after: await fh.stat({ bigint: true }) };
+    } finally {
+      this.#scratch.push(buffer);
+      await fh.close();
+    }
+  }
+
+  private takeScratch(): Buffer {
+    return this.#scratch.pop() ?? Buffer.allocUnsafe(2 * this.#cdc.params.max);
+  }
+
+  private async saveContent(
+    reader: ByteReader,
+    buffer?: Buffer,
+  ): Promise<{ content: string[]; size: number }> {
     const content: string[] = [];
     let size = 0;
-    for await (const chunk of readChunks(reader, this.#cdc, this.#scratch)) {
+    for await (const chunk of readChunks(reader, this.#cdc, buffer)) {
       size += chunk.length;
-      const r = await this.#store.save(ObjectKind.data, chunk);
-      content.push(r.id);
-      if (r.added > 0) {
-        this.counters.bytesAdded += r.added;
-        this.counters.blobsAdded++;
-      }
+      content.push(await this.saveChunk(chunk));
     }
     this.counters.bytesRead += size;
     return { content, size };
+  }
+
+  private async saveChunk(chunk: Buffer): Promise<string> {
+    const r = await this.#store.save(ObjectKind.data, chunk);
+    if (r.added > 0) {
+      this.counters.bytesAdded += r.added;
+      this.counters.blobsAdded++;
+    }
+    return r.id;
   }
 
   private async saveTree(nodes: TreeNode[]): Promise<string> {

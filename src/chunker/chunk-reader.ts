@@ -8,23 +8,31 @@ export interface ByteReader {
 /**
  * Splits a byte stream into content-defined chunks. Holds at most one buffer of
  * 2 × max chunk size, whatever the stream's length. Each yielded chunk is a fresh copy.
+ * A caller that expects a small stream passes a small buffer; it grows only if the
+ * stream turns out longer.
  */
 export async function* readChunks(
   reader: ByteReader,
   cdc: FastCDC,
-  scratch?: Buffer,
+  buffer?: Buffer,
 ): AsyncGenerator<Buffer> {
   const { max } = cdc.params;
-  const buf = scratch && scratch.length >= 2 * max ? scratch : Buffer.allocUnsafe(2 * max);
+  let buf = buffer && buffer.length > 0 ? buffer : Buffer.allocUnsafe(2 * max);
   let start = 0;
   let end = 0;
   let eof = false;
   for (;;) {
     while (!eof && end - start < max) {
       if (end === buf.length) {
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
+        if (start === 0) {
+          const bigger = Buffer.allocUnsafe(Math.max(2 * max, buf.length));
+          buf.copy(bigger, 0, 0, end);
+          buf = bigger;
+        } else {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
       }
       const n = await reader.read(buf, end, buf.length - end);
       if (n === 0) eof = true;

@@ -1,4 +1,4 @@
-import { compress, decompress } from "zstd-napi";
+import { Compressor, Decompressor } from "zstd-napi";
 import { blobId, sameId } from "../crypto/blob-id.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import type { ObjectKind } from "../crypto/seal.js";
@@ -15,6 +15,24 @@ const uncompressed = 0;
 const zstdCompressed = 1;
 export const zstdLevel = 3;
 
+// One compression and one decompression context for the process: creating a zstd context
+// per blob costs more than compressing a small blob.
+let compressor: Compressor | null = null;
+let decompressor: Decompressor | null = null;
+
+function zstdCompress(b: Buffer): Buffer {
+  if (compressor === null) {
+    compressor = new Compressor();
+    compressor.setParameters({ compressionLevel: zstdLevel });
+  }
+  return compressor.compress(b);
+}
+
+function zstdDecompress(b: Buffer): Buffer {
+  decompressor ??= new Decompressor();
+  return decompressor.decompress(b);
+}
+
 export interface SealedBlob {
   id: Buffer;
   kind: BlobKind;
@@ -30,7 +48,7 @@ export function sealBlob(
   id: Buffer,
   plaintext: Buffer,
 ): SealedBlob {
-  const packed = compress(plaintext, { compressionLevel: zstdLevel });
+  const packed = zstdCompress(plaintext);
   const useZstd = packed.length < plaintext.length;
   const payload = useZstd ? packed : plaintext;
   const body = Buffer.allocUnsafe(1 + payload.length);
@@ -60,7 +78,7 @@ export function openBlob(
   if (body[0] === uncompressed) plaintext = body.subarray(1);
   else if (body[0] === zstdCompressed) {
     try {
-      plaintext = decompress(body.subarray(1));
+      plaintext = zstdDecompress(body.subarray(1));
     } catch {
       throw new IntegrityError(`${what} does not decompress`);
     }
