@@ -4,8 +4,9 @@ import type { Argv } from "yargs";
 import { Archiver, absolutePaths } from "../../src/archiver/archiver.js";
 import { streamReader } from "../../src/chunker/chunk-reader.js";
 import { UserError } from "../../src/errors.js";
-import type { Snapshot } from "../../src/repo/snapshot.js";
-import { saveSnapshot } from "../../src/repo/snapshots.js";
+import type { Repository } from "../../src/repo/repository.js";
+import type { Snapshot, SnapshotWithId } from "../../src/repo/snapshot.js";
+import { listSnapshots, resolveSnapshot, saveSnapshot } from "../../src/repo/snapshots.js";
 import { excludeMatcher } from "../../src/source/exclude.js";
 import { ExitCode } from "../exit-codes.js";
 import { formatBytes, printJson, shownPath, warn } from "../output.js";
@@ -18,6 +19,8 @@ interface BackupArgs extends RepoArgs {
   tag?: string[];
   host?: string;
   stdin?: boolean;
+  parent?: string;
+  force?: boolean;
   "stdin-name"?: string;
   json?: boolean;
   quiet?: boolean;
@@ -37,7 +40,13 @@ export const backupCommand = {
       .option("tag", { type: "string", array: true, describe: "tag the snapshot; repeatable" })
       .option("host", { type: "string", describe: "hostname to record (default: this host)" })
       .option("stdin", { type: "boolean", describe: "back up standard input as one file" })
-      .option("stdin-name", { type: "string", describe: "file name for --stdin data" }),
+      .option("stdin-name", { type: "string", describe: "file name for --stdin data" })
+      .option("parent", {
+        type: "string",
+        describe:
+          "snapshot whose metadata lets unchanged files be skipped (default: latest of same host and paths)",
+      })
+      .option("force", { type: "boolean", describe: "read every file, even unchanged ones" }),
   handler: async (args: BackupArgs) => {
     const started = Date.now();
     const paths = args.paths ?? [];
@@ -78,14 +87,19 @@ export const backupCommand = {
           { exclude: excludeMatcher(args.exclude ?? []) },
         );
         const abs = absolutePaths(paths);
+        const host = args.host ?? hostname();
+        const parent =
+          args.stdin || args.force
+            ? undefined
+            : await findParent(store.repo, args.parent, host, abs);
         const tree = args.stdin
           ? await archiver.backupStream(args["stdin-name"] as string, streamReader(process.stdin))
-          : await archiver.backupPaths(abs);
+          : await archiver.backupPaths(abs, parent?.tree);
         await store.flush();
         const snapshot: Snapshot = {
           version: 1,
           time: new Date(started).toISOString(),
-          hostname: args.host ?? hostname(),
+          hostname: host,
           username: userInfo().username,
           paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,
           tags,
@@ -113,3 +127,19 @@ export const backupCommand = {
     }
   },
 };
+
+/** The parent for the file cache: --parent, else the latest snapshot of this host and paths. */
+async function findParent(
+  repo: Repository,
+  ref: string | undefined,
+  host: string,
+  paths: readonly string[],
+): Promise<SnapshotWithId | undefined> {
+  if (ref !== undefined) return resolveSnapshot(repo, ref);
+  const key = [...paths].sort().join("\0");
+  const same = (await listSnapshots(repo)).filter(
+    (s) =>
+      s.hostname === host && s.source.kind === "files" && [...s.paths].sort().join("\0") === key,
+  );
+  return same.at(-1);
+}

@@ -23,6 +23,7 @@ import type { TreeNode } from "../repo/tree.js";
 import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { fileReader } from "../source/file-reader.js";
 import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
+import { ParentDir, unchangedContent } from "./parent-tree.js";
 import { buildPathTrie, type PathTrie } from "./path-trie.js";
 
 /**
@@ -83,6 +84,7 @@ export class Archiver {
     bytesAdded: 0,
     blobsAdded: 0,
     errors: 0,
+    unchangedFiles: 0,
   };
 
   constructor(store: BlobStore, cdc: FastCDC, events: ArchiverEvents, opts: ArchiverOptions) {
@@ -93,11 +95,12 @@ export class Archiver {
   }
 
   /** Backs up absolute paths; returns the root tree id. Intermediate dirs keep their metadata. */
-  async backupPaths(paths: readonly string[]): Promise<string> {
+  async backupPaths(paths: readonly string[], parentTree?: string): Promise<string> {
     const trie = buildPathTrie(paths);
     const root = Buffer.from("/");
-    if (!trie.included) return this.saveVirtualDir(root, trie);
-    const tree = await this.saveDir(root);
+    const parent = await ParentDir.load(this.#store, parentTree);
+    if (!trie.included) return this.saveVirtualDir(root, trie, parent);
+    const tree = await this.saveDir(root, parent);
     if (tree === null) throw new UserError("cannot read /: nothing was backed up");
     return tree;
   }
@@ -120,23 +123,34 @@ export class Archiver {
     return this.saveTree([node]);
   }
 
-  private async saveVirtualDir(dir: Buffer, trie: PathTrie): Promise<string> {
+  private async saveVirtualDir(dir: Buffer, trie: PathTrie, parent: ParentDir): Promise<string> {
     const nodes: TreeNode[] = [];
     for (const [name, child] of trie.children) {
-      const p = joinPath(dir, Buffer.from(name));
+      const raw = Buffer.from(name);
+      const p = joinPath(dir, raw);
       const node = child.included
-        ? await (await this.saveEntry(p, Buffer.from(name))).node
-        : await this.intermediate(p, name, child);
+        ? await (await this.saveEntry(p, raw, parent)).node
+        : await this.intermediate(
+            p,
+            name,
+            child,
+            await ParentDir.load(this.#store, parent.subtree(raw)),
+          );
       if (node) nodes.push(node);
     }
     return this.saveTree(nodes);
   }
 
-  private async intermediate(p: Buffer, name: string, trie: PathTrie): Promise<TreeNode | null> {
+  private async intermediate(
+    p: Buffer,
+    name: string,
+    trie: PathTrie,
+    parent: ParentDir,
+  ): Promise<TreeNode | null> {
     const st = this.lstat(p);
     if (st === null) return null;
     const node = metadataNode(Buffer.from(name), "dir", st);
-    node.subtree = await this.saveVirtualDir(p, trie);
+    node.subtree = await this.saveVirtualDir(p, trie, parent);
     return node;
   }
 
@@ -164,7 +178,7 @@ export class Archiver {
    * One directory entry as a tree node, or null when excluded or unreadable. A directory
    * is walked before this resolves; a file's content is read concurrently with the walk.
    */
-  private async saveEntry(p: Buffer, name: Buffer): Promise<Deferred> {
+  private async saveEntry(p: Buffer, name: Buffer, parent: ParentDir): Promise<Deferred> {
     const pathText = p.toString();
     if (this.#exclude(pathText)) return done(null);
     const st = this.lstat(p);
@@ -177,13 +191,23 @@ export class Archiver {
     const node = metadataNode(name, type, st);
     switch (type) {
       case "dir": {
-        const subtree = await this.saveDir(p);
+        const subtree = await this.saveDir(
+          p,
+          await ParentDir.load(this.#store, parent.subtree(name)),
+        );
         if (subtree === null) return done(null);
         node.subtree = subtree;
         this.counters.dirs++;
         return done(node);
       }
       case "file": {
+        const cached = unchangedContent(this.#store, node, parent.get(name));
+        if (cached !== null) {
+          node.content = cached;
+          this.counters.files++;
+          this.counters.unchangedFiles++;
+          return done(node);
+        }
         const save = async () => ((await this.saveFile(p, st, node)) ? node : null);
         if (st.size < smallFileLimit) return done(await save());
         return { node: this.#largeFiles(save) };
@@ -202,7 +226,7 @@ export class Archiver {
     }
   }
 
-  private async saveDir(p: Buffer): Promise<string | null> {
+  private async saveDir(p: Buffer, parent: ParentDir): Promise<string | null> {
     let names: Buffer[];
     try {
       names = readdirSync(p, { encoding: "buffer" });
@@ -212,7 +236,8 @@ export class Archiver {
     }
     names.sort(Buffer.compare);
     const pending: Promise<TreeNode | null>[] = [];
-    for (const name of names) pending.push((await this.saveEntry(joinPath(p, name), name)).node);
+    for (const name of names)
+      pending.push((await this.saveEntry(joinPath(p, name), name, parent)).node);
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes);
   }

@@ -10,6 +10,8 @@ export interface Snapshot {
   /** What was backed up: absolute paths, or "stdin:NAME". */
   paths: string[];
   tags: string[];
+  /** The snapshot whose file metadata let unchanged files be skipped, if any. */
+  parent?: string;
   /** Root tree blob id: one node per backed-up path, named by its base name. */
   tree: string;
   source: { kind: "files" | "stdin" };
@@ -23,6 +25,8 @@ export interface BackupSummary {
   bytesAdded: number;
   blobsAdded: number;
   errors: number;
+  /** Files not read again because size, mtime, ctime and inode matched the parent snapshot. */
+  unchangedFiles: number;
   durationMs: number;
 }
 

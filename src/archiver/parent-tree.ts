@@ -1,0 +1,57 @@
+import { ObjectKind } from "../crypto/seal.js";
+import type { BlobStore } from "../repo/blob-store.js";
+import type { TreeNode } from "../repo/tree.js";
+import { decodeTree, rawName } from "../repo/tree.js";
+
+/**
+ * One directory of the parent snapshot, by raw name, for the file cache: a file whose
+ * size, mtime, ctime and inode match its node in the parent is not read again.
+ */
+export class ParentDir {
+  readonly #nodes: Map<string, TreeNode>;
+
+  private constructor(nodes: Map<string, TreeNode>) {
+    this.#nodes = nodes;
+  }
+
+  static readonly empty = new ParentDir(new Map());
+
+  /** Loads a parent tree; a parent that cannot be read just means no cache. */
+  static async load(store: BlobStore, treeId: string | undefined): Promise<ParentDir> {
+    if (treeId === undefined || !store.index.has(treeId)) return ParentDir.empty;
+    try {
+      const tree = decodeTree(await store.load(ObjectKind.tree, treeId), `tree ${treeId}`);
+      return new ParentDir(new Map(tree.nodes.map((n) => [rawName(n).toString("latin1"), n])));
+    } catch {
+      return ParentDir.empty;
+    }
+  }
+
+  get(name: Buffer): TreeNode | undefined {
+    return this.#nodes.get(name.toString("latin1"));
+  }
+
+  /** The subtree of a child directory, when the parent had one by that name. */
+  subtree(name: Buffer): string | undefined {
+    const n = this.get(name);
+    return n?.type === "dir" ? n.subtree : undefined;
+  }
+}
+
+/** The content of an unchanged file, or null when it must be read again. */
+export function unchangedContent(
+  store: BlobStore,
+  current: TreeNode,
+  parent: TreeNode | undefined,
+): string[] | null {
+  if (parent === undefined || parent.type !== "file" || parent.content === undefined) return null;
+  const same =
+    parent.size === current.size &&
+    parent.mtime === current.mtime &&
+    parent.ctime === current.ctime &&
+    parent.inode === current.inode &&
+    parent.dev === current.dev;
+  if (!same) return null;
+  // Only reuse what the index still has (prune may have removed it).
+  return parent.content.every((id) => store.has(id)) ? parent.content : null;
+}
