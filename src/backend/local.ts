@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { IntegrityError, UserError } from "../errors.js";
@@ -16,10 +16,12 @@ const folders: Record<Exclude<FileType, "config">, string> = {
 /** Repository files are readable by the owner only: they are sealed, but names and sizes leak. */
 const fileMode = 0o600;
 const dirMode = 0o700;
+const maxOpenReads = 64;
 
 /** A repository in a local directory. Writes are temp file + fsync + rename + dir fsync. */
 export class LocalBackend implements Backend {
   readonly location: string;
+  readonly #readFds = new Map<string, number>();
 
   constructor(dir: string) {
     this.location = path.resolve(dir);
@@ -88,28 +90,53 @@ export class LocalBackend implements Backend {
     await syncDir(dir);
   }
 
+  /**
+   * Reads are synchronous through a small cache of open descriptors: objects never change
+   * once written, restore and verify read many small ranges of the same packs, and a
+   * thread-pool round trip per open/read/close costs more than the read itself.
+   */
   async load(h: Handle, offset = 0, length?: number): Promise<Buffer> {
-    const p = this.pathOf(h);
-    const fh = await fs.open(p, "r");
-    try {
-      const size = length ?? (await fh.stat()).size - offset;
-      if (size < 0) throw new IntegrityError(`${h.type} ${h.name} is shorter than expected`);
-      const buf = Buffer.allocUnsafe(size);
-      let got = 0;
-      while (got < size) {
-        const { bytesRead } = await fh.read(buf, got, size - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== size) {
-        throw new IntegrityError(
-          `${h.type} ${h.name || "config"} is truncated: wanted ${size} bytes at offset ${offset}, got ${got}`,
-        );
-      }
-      return buf;
-    } finally {
-      await fh.close();
+    const fd = this.openForRead(h);
+    const size = length ?? fstatSync(fd).size - offset;
+    if (size < 0) throw new IntegrityError(`${h.type} ${h.name} is shorter than expected`);
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, offset + got);
+      if (n === 0) break;
+      got += n;
     }
+    if (got !== size) {
+      throw new IntegrityError(
+        `${h.type} ${h.name || "config"} is truncated: wanted ${size} bytes at offset ${offset}, got ${got}`,
+      );
+    }
+    return buf;
+  }
+
+  private openForRead(h: Handle): number {
+    const p = this.pathOf(h);
+    const cached = this.#readFds.get(p);
+    if (cached !== undefined) {
+      // Move to the back: the map's order is least recently used first.
+      this.#readFds.delete(p);
+      this.#readFds.set(p, cached);
+      return cached;
+    }
+    const fd = openSync(p, "r");
+    this.#readFds.set(p, fd);
+    if (this.#readFds.size > maxOpenReads) {
+      const [oldest, oldFd] = this.#readFds.entries().next().value as [string, number];
+      this.#readFds.delete(oldest);
+      closeSync(oldFd);
+    }
+    return fd;
+  }
+
+  /** Closes cached read descriptors. */
+  close(): void {
+    for (const fd of this.#readFds.values()) closeSync(fd);
+    this.#readFds.clear();
   }
 
   async stat(h: Handle): Promise<ObjectInfo | null> {
@@ -145,7 +172,13 @@ export class LocalBackend implements Backend {
   }
 
   async remove(h: Handle): Promise<void> {
-    await fs.rm(this.pathOf(h), { force: true });
+    const p = this.pathOf(h);
+    const fd = this.#readFds.get(p);
+    if (fd !== undefined) {
+      this.#readFds.delete(p);
+      closeSync(fd);
+    }
+    await fs.rm(p, { force: true });
   }
 }
 
