@@ -12,7 +12,9 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const cliPath = path.join(repoRoot, "dist/cli/main.js");
 export const testPassphrase = "correct horse battery staple";
 
-export async function tempDir(prefix = "coffer-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = "coffer-test-",
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
@@ -30,7 +32,11 @@ export function coffer(
   opts: { env?: Record<string, string | undefined>; input?: Buffer | string; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env, COFFER_PASSPHRASE: testPassphrase, ...opts.env };
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      COFFER_PASSPHRASE: testPassphrase,
+      ...opts.env,
+    };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
     const child = spawn(process.execPath, [cliPath, ...args], {
       env: env as NodeJS.ProcessEnv,
@@ -44,7 +50,12 @@ export function coffer(
     child.on("error", reject);
     child.on("close", (code) => {
       const stdoutBytes = Buffer.concat(out);
-      resolve({ code: code ?? -1, stdout: stdoutBytes.toString(), stderr: Buffer.concat(err).toString(), stdoutBytes });
+      resolve({
+        code: code ?? -1,
+        stdout: stdoutBytes.toString(),
+        stderr: Buffer.concat(err).toString(),
+        stdoutBytes,
+      });
     });
     child.stdin.on("error", () => {});
     child.stdin.end(opts.input ?? "");

@@ -77,6 +77,7 @@ export class Archiver {
   readonly #largeFiles = pLimit(largeFilesInFlight);
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
+  #lastYield = Date.now();
   readonly counters: Counters = {
     files: 0,
     dirs: 0,
@@ -226,6 +227,18 @@ export class Archiver {
     }
   }
 
+  /**
+   * Lets timers and signals run: small files are read synchronously and their saves
+   * resolve as microtasks, so without this the event loop would not turn for the whole
+   * walk (no lock refresh, no Ctrl-C).
+   */
+  private async yieldToEventLoop(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#lastYield < 20) return;
+    this.#lastYield = now;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   private async saveDir(p: Buffer, parent: ParentDir): Promise<string | null> {
     let names: Buffer[];
     try {
@@ -236,8 +249,10 @@ export class Archiver {
     }
     names.sort(Buffer.compare);
     const pending: Promise<TreeNode | null>[] = [];
-    for (const name of names)
+    for (const name of names) {
       pending.push((await this.saveEntry(joinPath(p, name), name, parent)).node);
+      await this.yieldToEventLoop();
+    }
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes);
   }

@@ -13,6 +13,11 @@ import { randomId } from "./repository.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
 const maxUnindexedBlobs = 50_000;
+/**
+ * A pack is closed at the config's pack size or at this many blobs, whichever comes
+ * first: tiny blobs (small files) would otherwise put ~200k entries in one open pack.
+ */
+const maxBlobsPerPack = 10_000;
 /** Packs being written at once; each holds up to one pack size of memory. */
 const maxPackUploads = 2;
 
@@ -83,7 +88,7 @@ export class BlobStore {
     }
     packer.add(blob);
     this.#pending.add(id);
-    if (packer.size >= this.repo.config.packSize) {
+    if (packer.size >= this.repo.config.packSize || packer.count >= maxBlobsPerPack) {
       this.#packers.delete(kind);
       await this.writePack(packer);
     }

@@ -59,11 +59,15 @@ export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
   return entries;
 }
 
-/** Collects sealed blobs in memory (at most one pack's worth) and serialises a pack. */
+/**
+ * Collects sealed blobs in one growing buffer (at most one pack's worth) and serialises a
+ * pack. Copying each blob in, rather than keeping the sealed buffers, matters: small
+ * buffers are slices of Node's shared 8 KiB pool, and holding one keeps its whole slab.
+ */
 export class PackWriter {
   readonly id = randomBytes(32);
   readonly entries: PackEntry[] = [];
-  #parts: Buffer[] = [];
+  #buf = Buffer.allocUnsafe(64 * 1024);
   #size = 0;
 
   get size(): number {
@@ -75,6 +79,13 @@ export class PackWriter {
   }
 
   add(blob: SealedBlob): void {
+    const need = this.#size + blob.sealed.length;
+    if (need > this.#buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
+      this.#buf.copy(bigger, 0, 0, this.#size);
+      this.#buf = bigger;
+    }
+    blob.sealed.copy(this.#buf, this.#size);
     this.entries.push({
       kind: blob.kind,
       id: blob.id,
@@ -82,8 +93,7 @@ export class PackWriter {
       length: blob.sealed.length,
       rawLength: blob.rawLength,
     });
-    this.#parts.push(blob.sealed);
-    this.#size += blob.sealed.length;
+    this.#size = need;
   }
 
   /** The finished pack; the writer must not be used afterwards. */
@@ -92,8 +102,8 @@ export class PackWriter {
     const header = seal(keys.metadata, aad, keys.generation, encodePackHeader(this.entries));
     const trailer = Buffer.alloc(trailerLength);
     trailer.writeUInt32LE(header.length, 0);
-    const pack = Buffer.concat([...this.#parts, header, trailer]);
-    this.#parts = [];
+    const pack = Buffer.concat([this.#buf.subarray(0, this.#size), header, trailer]);
+    this.#buf = Buffer.alloc(0);
     return pack;
   }
 }

@@ -266,8 +266,12 @@ export class Restorer {
   }
 }
 
+/**
+ * Seconds as the utimes calls want them. They truncate the double to whole microseconds,
+ * and µs / 1e6 is often a hair below the true value: half a microsecond more lands on it.
+ */
 function mtimeSeconds(node: TreeNode): number {
-  return Number(BigInt(node.mtime) / 1000n) / 1e6;
+  return (Number(BigInt(node.mtime) / 1000n) + 0.5) / 1e6;
 }
 
 function writeAll(fd: number, data: Buffer, position: number): void {

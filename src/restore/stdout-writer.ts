@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import type { Writable } from "node:stream";
 import { UserError } from "../errors.js";
 import type { BlobStore } from "../repo/blob-store.js";
@@ -16,12 +17,8 @@ export async function writeFileTo(
   let n = 0;
   for await (const chunk of fileChunks(store, node.content ?? [])) {
     n += chunk.length;
-    if (!out.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        out.once("drain", resolve);
-        out.once("error", reject);
-      });
-    }
+    // events.once rejects on "error" and removes both listeners either way.
+    if (!out.write(chunk)) await once(out, "drain");
   }
   return n;
 }

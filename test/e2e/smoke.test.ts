@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coffer, initRepo, tempDir } from "../helpers.js";
@@ -31,6 +31,8 @@ describe("coffer CLI round trip", () => {
     const r = await coffer(["restore", "--repo", repo, "latest", "--target", target]);
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(path.join(target, src, "a.txt"), "utf8")).toBe("hello\n");
-    expect((await readFile(path.join(target, src, "sub", "b.bin"))).equals(Buffer.alloc(3_000_000, 7))).toBe(true);
+    expect(
+      (await readFile(path.join(target, src, "sub", "b.bin"))).equals(Buffer.alloc(3_000_000, 7)),
+    ).toBe(true);
   });
 });
