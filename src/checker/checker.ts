@@ -1,6 +1,7 @@
 import { CofferError, IntegrityError } from "../errors.js";
 import type { IndexEntry } from "../repo/blob-index.js";
 import type { BlobStore } from "../repo/blob-store.js";
+import type { PackEntry } from "../repo/pack.js";
 import { headerLocation, openPackHeader, packTrailerLength } from "../repo/pack.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { loadSnapshot } from "../repo/snapshots.js";
@@ -68,25 +69,22 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
   for (const packId of present.keys()) if (!indexedPacks.has(packId)) report.unreferencedPacks++;
 
   if (opts.readData) {
-    const byPack = new Map<string, [string, IndexEntry][]>();
-    for (const [id, e] of store.index.entries()) {
-      const list = byPack.get(e.packId);
-      if (list === undefined) byPack.set(e.packId, [[id, e]]);
-      else list.push([id, e]);
-    }
+    const counts = store.index.countsByPack();
     let done = 0;
     for (const [packId, size] of present) {
-      const blobs = byPack.get(packId);
-      if (blobs === undefined) continue;
-      opts.onProgress?.(`reading pack ${++done}/${byPack.size}`);
-      const problems = await readPack(store, packId, size, blobs);
+      const expected = counts.get(packId);
+      if (expected === undefined) continue;
+      opts.onProgress?.(`reading pack ${++done}/${counts.size}`);
+      const problems = await readPack(store, packId, size, expected);
       if (problems.length > 0) {
         damaged.add(packId);
         for (const p of problems) fail(p);
       }
     }
   }
-  for (const [id, e] of store.index.entries()) if (damaged.has(e.packId)) badBlobs.add(id);
+  for (const packId of damaged) {
+    for (const [id] of store.index.entriesOfPack(packId)) badBlobs.add(id);
+  }
   report.damagedPacks = [...damaged];
 
   const snapshotIds = await repo.listIds("snapshot");
@@ -106,12 +104,16 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
   return report;
 }
 
-/** Reads one pack whole and authenticates its header and every blob. */
+/**
+ * Reads one pack whole, authenticates its header, and opens every blob the header lists,
+ * checking each against the index. When the header itself is unusable, the index's
+ * entries for the pack are checked instead.
+ */
 async function readPack(
   store: BlobStore,
   packId: string,
   size: number,
-  blobs: readonly [string, IndexEntry][],
+  indexedCount: number,
 ): Promise<string[]> {
   const problems: string[] = [];
   const repo = store.repo;
@@ -122,32 +124,7 @@ async function readPack(
     return [describe(err)];
   }
   if (pack.length !== size) problems.push(`pack ${packId} changed size while being read`);
-  try {
-    const at = headerLocation(
-      pack.length,
-      pack.subarray(pack.length - packTrailerLength),
-      `pack ${packId}`,
-    );
-    const entries = openPackHeader(
-      repo.id,
-      (s, what) => repo.keysForSealed(s, what),
-      Buffer.from(packId, "hex"),
-      pack.subarray(at.offset, at.offset + at.length),
-    );
-    for (const e of entries) {
-      const id = e.id.toString("hex");
-      const indexed = store.index.get(id);
-      if (
-        indexed?.packId === packId &&
-        (indexed.offset !== e.offset || indexed.length !== e.length)
-      ) {
-        problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
-      }
-    }
-  } catch (err) {
-    problems.push(describe(err));
-  }
-  for (const [id, e] of blobs) {
+  const openAt = (id: string, e: IndexEntry) => {
     try {
       if (e.offset + e.length > pack.length)
         throw new IntegrityError(`pack ${packId} is truncated`);
@@ -155,6 +132,40 @@ async function readPack(
     } catch (err) {
       problems.push(`pack ${packId}: ${describe(err)}`);
     }
+  };
+  let header: PackEntry[];
+  try {
+    const at = headerLocation(
+      pack.length,
+      pack.subarray(pack.length - packTrailerLength),
+      `pack ${packId}`,
+    );
+    header = openPackHeader(
+      repo.id,
+      (s, what) => repo.keysForSealed(s, what),
+      Buffer.from(packId, "hex"),
+      pack.subarray(at.offset, at.offset + at.length),
+    );
+  } catch (err) {
+    problems.push(describe(err));
+    for (const [id, e] of store.index.entriesOfPack(packId)) openAt(id, e);
+    return problems;
+  }
+  let matched = 0;
+  for (const h of header) {
+    const id = h.id.toString("hex");
+    const e = store.index.get(id);
+    if (e?.packId !== packId) continue; // also stored elsewhere; the index uses the other copy
+    matched++;
+    if (e.offset !== h.offset || e.length !== h.length || e.kind !== h.kind) {
+      problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+    }
+    openAt(id, e);
+  }
+  if (matched !== indexedCount) {
+    problems.push(
+      `pack ${packId}: the index lists ${indexedCount} blobs in it, its header ${matched}`,
+    );
   }
   return problems;
 }

@@ -56,14 +56,18 @@ export class BlobIndex {
 
   /** Adds a blob's location; a blob already indexed keeps its first location. */
   add(id: string, e: IndexEntry): void {
-    const raw = Buffer.from(id, "hex");
+    this.addRaw(Buffer.from(id, "hex"), e.packId, e);
+  }
+
+  /** As add, with the id as bytes: loading an index adds millions, hex costs there. */
+  addRaw(raw: Buffer, packId: string, e: Omit<IndexEntry, "packId">): void {
     if (raw.length !== idLength) throw new Error("blob-index: internal error: id must be 32 bytes");
     if (this.find(raw) >= 0) return;
     if (this.#count === this.#packs.length) this.growEntries();
     if ((this.#count + 1) * 2 > this.#slots.length) this.growSlots();
     const i = this.#count++;
     this.#ids.set(raw, i * idLength);
-    this.#packs[i] = this.packNumber(e.packId);
+    this.#packs[i] = this.packNumber(packId);
     this.#offsets[i] = e.offset;
     this.#lengths[i] = e.length;
     this.#rawLengths[i] = e.rawLength;
@@ -77,6 +81,27 @@ export class BlobIndex {
 
   *entries(): IterableIterator<[string, IndexEntry]> {
     for (let i = 0; i < this.#count; i++) {
+      const id = Buffer.from(this.#ids.buffer, this.#ids.byteOffset + i * idLength, idLength);
+      yield [id.toString("hex"), this.entryAt(i)];
+    }
+  }
+
+  /** Number of indexed blobs per pack id, counted without materialising entries. */
+  countsByPack(): Map<string, number> {
+    const counts = new Uint32Array(this.#packIds.length);
+    for (let i = 0; i < this.#count; i++) {
+      const n = this.#packs[i] as number;
+      counts[n] = (counts[n] as number) + 1;
+    }
+    return new Map(this.#packIds.map((id, n) => [id, counts[n] as number]));
+  }
+
+  /** The entries of one pack (a scan of the whole index: for the rare damaged pack). */
+  *entriesOfPack(packId: string): IterableIterator<[string, IndexEntry]> {
+    const n = this.#packNumbers.get(packId);
+    if (n === undefined) return;
+    for (let i = 0; i < this.#count; i++) {
+      if (this.#packs[i] !== n) continue;
       const id = Buffer.from(this.#ids.buffer, this.#ids.byteOffset + i * idLength, idLength);
       yield [id.toString("hex"), this.entryAt(i)];
     }

@@ -60,15 +60,7 @@ export class BlobStore {
 
   addIndexedPack(p: IndexedPack): void {
     const packId = p.packId.toString("hex");
-    for (const e of p.entries) {
-      this.index.add(e.id.toString("hex"), {
-        kind: e.kind,
-        packId,
-        offset: e.offset,
-        length: e.length,
-        rawLength: e.rawLength,
-      });
-    }
+    for (const e of p.entries) this.index.addRaw(e.id, packId, e);
   }
 
   has(id: string): boolean {
