@@ -33,7 +33,8 @@ function describeTree(dir) {
     const st = lstatSync(abs);
     let what = `${st.mode.toString(8)}`;
     if (st.isSymbolicLink()) what += ` -> ${readlinkSync(abs)}`;
-    else if (st.isFile()) what += ` ${createHash("sha256").update(readFileSync(abs)).digest("hex")}`;
+    else if (st.isFile())
+      what += ` ${createHash("sha256").update(readFileSync(abs)).digest("hex")}`;
     out.set(rel, what);
     if (st.isDirectory()) for (const n of readdirSync(abs).sort()) walk(path.join(rel, n));
   };
@@ -57,7 +58,9 @@ const after = describeTree(path.join(target, data));
 const differ = [...before.keys()].filter((k) => before.get(k) !== after.get(k));
 const extra = [...after.keys()].filter((k) => !before.has(k));
 if (differ.length > 0 || extra.length > 0) {
-  process.stderr.write(`\ndemo: restore differs from samples/data: ${[...differ, ...extra].join(", ")}\n`);
+  process.stderr.write(
+    `\ndemo: restore differs from samples/data: ${[...differ, ...extra].join(", ")}\n`,
+  );
   process.exit(1);
 }
 process.stdout.write(
