@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync } from "node:crypto";
 import { IntegrityError } from "../errors.js";
 
 // Sealed object layout (docs/FORMAT.md §Sealed objects):
@@ -45,11 +45,28 @@ export function blobKey(dataKey: Buffer, blobId: Buffer): Buffer {
   return createHmac("sha256", dataKey).update(blobId).digest();
 }
 
+/**
+ * Nonces come from a pool of CSPRNG output filled 4 KiB at a time: one randomFillSync per
+ * small blob costs more than sealing it. Each pool byte is used once.
+ */
+const randomPool = Buffer.alloc(4096);
+let randomOffset = randomPool.length;
+
+function takeRandom(into: Buffer): void {
+  if (randomOffset + into.length > randomPool.length) {
+    randomFillSync(randomPool);
+    randomOffset = 0;
+  }
+  randomPool.copy(into, 0, randomOffset, randomOffset + into.length);
+  randomPool.fill(0, randomOffset, randomOffset + into.length);
+  randomOffset += into.length;
+}
+
 export function seal(key: Buffer, aad: Buffer, generation: number, plaintext: Buffer): Buffer {
   const out = Buffer.allocUnsafe(sealOverhead + plaintext.length);
   out.writeUInt32LE(generation, 0);
-  const nonce = randomBytes(nonceLength);
-  nonce.copy(out, generationLength);
+  const nonce = out.subarray(generationLength, generationLength + nonceLength);
+  takeRandom(nonce);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   cipher.setAAD(aad);
   const ctOffset = generationLength + nonceLength;
@@ -68,6 +85,10 @@ export function sealedGeneration(sealed: Buffer): number {
 /** Opens a sealed object or throws IntegrityError; `what` names it in the message. */
 export function open(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
   if (sealed.length < sealOverhead) throw new IntegrityError(`${what} is truncated`);
+  // The generation in the clear must be the one the associated data (last 4 bytes) binds.
+  if (!sealed.subarray(0, generationLength).equals(aad.subarray(aad.length - generationLength))) {
+    throw new IntegrityError(`${what} names the wrong key generation: it is damaged or forged`);
+  }
   const nonce = sealed.subarray(generationLength, generationLength + nonceLength);
   const tag = sealed.subarray(sealed.length - tagLength);
   const ct = sealed.subarray(generationLength + nonceLength, sealed.length - tagLength);
