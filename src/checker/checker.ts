@@ -130,7 +130,7 @@ async function readPack(
         throw new IntegrityError(`pack ${packId} is truncated`);
       store.open(e, id, pack.subarray(e.offset, e.offset + e.length));
     } catch (err) {
-      problems.push(`pack ${packId}: ${describe(err)}`);
+      problems.push(describe(err));
     }
   };
   let header: PackEntry[];

@@ -172,8 +172,15 @@ export class BlobStore {
     }
   }
 
+  /** Opens a sealed blob read from its pack; an IntegrityError names the pack. */
   open(e: IndexEntry, id: string, sealed: Buffer): Buffer {
-    const keys = this.repo.keysForSealed(sealed, `blob ${id}`);
-    return openBlob(this.repo.id, keys, e.kind, Buffer.from(id, "hex"), sealed, e.rawLength);
+    try {
+      const keys = this.repo.keysForSealed(sealed, `blob ${id}`);
+      return openBlob(this.repo.id, keys, e.kind, Buffer.from(id, "hex"), sealed, e.rawLength);
+    } catch (err) {
+      if (err instanceof IntegrityError)
+        throw new IntegrityError(`pack ${e.packId}: ${err.message}`);
+      throw err;
+    }
   }
 }

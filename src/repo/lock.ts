@@ -34,7 +34,9 @@ function processAlive(pid: number): boolean {
 }
 
 export function isStale(info: LockInfo, now = Date.now()): boolean {
-  if (now - Date.parse(info.time) > staleAfterMs) return true;
+  const time = Date.parse(info.time);
+  // A time that does not parse can never be refreshed into a live one.
+  if (Number.isNaN(time) || now - time > staleAfterMs) return true;
   return info.hostname === hostname() && !processAlive(info.pid);
 }
 

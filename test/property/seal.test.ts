@@ -117,6 +117,18 @@ describe("seal / open", () => {
     }
   });
 
+  it("open refuses a clear generation that differs from the one the associated data binds", () => {
+    fc.assert(
+      fc.property(sealedCase, fc.integer({ min: 0, max: 31 }), (c, bit) => {
+        const aad = associatedData(c.repositoryId, c.kind, c.id, c.generation);
+        const sealed = seal(c.key, aad, c.generation, c.plaintext);
+        // The caller's associated data is right; only the prefix in the object changed.
+        expectIntegrityError(() => open(c.key, aad, flip(sealed, bit), "x"), /generation/);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it("a truncated or extended object fails with IntegrityError", () => {
     fc.assert(
       fc.property(sealedCase, fc.nat(), fc.boolean(), (c, n, extend) => {
