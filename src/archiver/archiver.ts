@@ -19,6 +19,7 @@ import { ObjectKind } from "../crypto/seal.js";
 import { UserError } from "../errors.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { BackupSummary } from "../repo/snapshot.js";
+import { emptySummary } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
 import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { fileReader } from "../source/file-reader.js";
@@ -45,8 +46,6 @@ export interface ArchiverEvents {
 export interface ArchiverOptions {
   exclude: (absPath: string) => boolean;
 }
-
-type Counters = Omit<BackupSummary, "durationMs">;
 
 /** A node whose content may still be being read; wrapped so `await` does not flatten it. */
 interface ReadResult {
@@ -78,15 +77,7 @@ export class Archiver {
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
   #lastYield = Date.now();
-  readonly counters: Counters = {
-    files: 0,
-    dirs: 0,
-    bytesRead: 0,
-    bytesAdded: 0,
-    blobsAdded: 0,
-    errors: 0,
-    unchangedFiles: 0,
-  };
+  readonly counters: BackupSummary = emptySummary();
 
   constructor(store: BlobStore, cdc: FastCDC, events: ArchiverEvents, opts: ArchiverOptions) {
     this.#store = store;

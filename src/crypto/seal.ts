@@ -62,17 +62,25 @@ function takeRandom(into: Buffer): void {
   randomOffset += into.length;
 }
 
-export function seal(key: Buffer, aad: Buffer, generation: number, plaintext: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(sealOverhead + plaintext.length);
+/** Seals plaintext, given whole or as parts that are sealed as their concatenation. */
+export function seal(
+  key: Buffer,
+  aad: Buffer,
+  generation: number,
+  plaintext: Buffer | readonly Buffer[],
+): Buffer {
+  const parts = Buffer.isBuffer(plaintext) ? [plaintext] : plaintext;
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  const out = Buffer.allocUnsafe(sealOverhead + length);
   out.writeUInt32LE(generation, 0);
   const nonce = out.subarray(generationLength, generationLength + nonceLength);
   takeRandom(nonce);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   cipher.setAAD(aad);
-  const ctOffset = generationLength + nonceLength;
-  let n = cipher.update(plaintext).copy(out, ctOffset);
-  n += cipher.final().copy(out, ctOffset + n);
-  cipher.getAuthTag().copy(out, ctOffset + n);
+  let o = generationLength + nonceLength;
+  for (const p of parts) o += cipher.update(p).copy(out, o);
+  o += cipher.final().copy(out, o);
+  cipher.getAuthTag().copy(out, o);
   return out;
 }
 

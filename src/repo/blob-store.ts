@@ -75,7 +75,7 @@ export class BlobStore {
     const blob = sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext);
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
-      packer = new PackWriter();
+      packer = new PackWriter(this.repo.config.packSize);
       this.#packers.set(kind, packer);
     }
     packer.add(blob);

@@ -14,6 +14,8 @@ export type BlobKind = typeof ObjectKind.data | typeof ObjectKind.tree;
 const uncompressed = 0;
 const zstdCompressed = 1;
 export const zstdLevel = 3;
+const flagNone = Buffer.from([uncompressed]);
+const flagZstd = Buffer.from([zstdCompressed]);
 
 // One compression and one decompression context for the process: creating a zstd context
 // per blob costs more than compressing a small blob.
@@ -51,11 +53,9 @@ export function sealBlob(
   const packed = zstdCompress(plaintext);
   const useZstd = packed.length < plaintext.length;
   const payload = useZstd ? packed : plaintext;
-  const body = Buffer.allocUnsafe(1 + payload.length);
-  body[0] = useZstd ? zstdCompressed : uncompressed;
-  payload.copy(body, 1);
+  const flag = useZstd ? flagZstd : flagNone;
   const aad = associatedData(repositoryId, kind, id, keys.generation);
-  const sealed = seal(blobKey(keys.data, id), aad, keys.generation, body);
+  const sealed = seal(blobKey(keys.data, id), aad, keys.generation, [flag, payload]);
   return { id, kind, rawLength: plaintext.length, sealed };
 }
 

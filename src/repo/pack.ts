@@ -67,8 +67,14 @@ export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
 export class PackWriter {
   readonly id = randomBytes(32);
   readonly entries: PackEntry[] = [];
+  /** Grows by doubling up to the pack size it expects, then by what each blob needs. */
+  readonly #expected: number;
   #buf = Buffer.allocUnsafe(64 * 1024);
   #size = 0;
+
+  constructor(expectedSize = 16 * 1024 * 1024) {
+    this.#expected = expectedSize;
+  }
 
   get size(): number {
     return this.#size;
@@ -78,13 +84,18 @@ export class PackWriter {
     return this.entries.length;
   }
 
+  private reserve(need: number): void {
+    if (need <= this.#buf.length) return;
+    const doubled = Math.min(this.#buf.length * 2, this.#expected);
+    const bigger = Buffer.allocUnsafe(Math.max(need, doubled));
+    this.#buf.copy(bigger, 0, 0, this.#size);
+    this.#buf = bigger;
+  }
+
   add(blob: SealedBlob): void {
     const need = this.#size + blob.sealed.length;
-    if (need > this.#buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
-      this.#buf.copy(bigger, 0, 0, this.#size);
-      this.#buf = bigger;
-    }
+    // Room for the sealed header and trailer too, so finish() need not copy the pack again.
+    this.reserve(need + 64 + (this.entries.length + 1) * entryLength);
     blob.sealed.copy(this.#buf, this.#size);
     this.entries.push({
       kind: blob.kind,
@@ -96,13 +107,15 @@ export class PackWriter {
     this.#size = need;
   }
 
-  /** The finished pack; the writer must not be used afterwards. */
+  /** The finished pack, in the writer's own buffer; the writer must not be used afterwards. */
   finish(repositoryId: Buffer, keys: RepositoryKeys): Buffer {
     const aad = associatedData(repositoryId, ObjectKind.packHeader, this.id, keys.generation);
     const header = seal(keys.metadata, aad, keys.generation, encodePackHeader(this.entries));
-    const trailer = Buffer.alloc(trailerLength);
-    trailer.writeUInt32LE(header.length, 0);
-    const pack = Buffer.concat([this.#buf.subarray(0, this.#size), header, trailer]);
+    const total = this.#size + header.length + trailerLength;
+    this.reserve(total);
+    header.copy(this.#buf, this.#size);
+    this.#buf.writeUInt32LE(header.length, this.#size + header.length);
+    const pack = this.#buf.subarray(0, total);
     this.#buf = Buffer.alloc(0);
     return pack;
   }

@@ -30,6 +30,19 @@ export interface BackupSummary {
   durationMs: number;
 }
 
+export function emptySummary(): BackupSummary {
+  return {
+    files: 0,
+    dirs: 0,
+    bytesRead: 0,
+    bytesAdded: 0,
+    blobsAdded: 0,
+    errors: 0,
+    unchangedFiles: 0,
+    durationMs: 0,
+  };
+}
+
 export interface SnapshotWithId extends Snapshot {
   id: string;
 }

@@ -114,10 +114,10 @@ export class Restorer {
     let any = false;
     for (const [i, child] of tree.nodes.entries()) {
       const name = childNames[i] as Buffer;
-      const childNames2 = [...names, name];
+      const childPath = [...names, name];
       const childIncluded =
-        included || this.#include === null || this.#include(displayPath(childNames2));
-      if (await this.restoreNode(child, childNames2, joinPath(at, name), childIncluded)) any = true;
+        included || this.#include === null || this.#include(displayPath(childPath));
+      if (await this.restoreNode(child, childPath, joinPath(at, name), childIncluded)) any = true;
     }
     return any;
   }

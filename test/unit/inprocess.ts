@@ -14,6 +14,7 @@ import { BlobStore } from "../../src/repo/blob-store.js";
 import { encodeConfig } from "../../src/repo/config.js";
 import { Repository } from "../../src/repo/repository.js";
 import type { Snapshot } from "../../src/repo/snapshot.js";
+import { emptySummary } from "../../src/repo/snapshot.js";
 import { loadSnapshot, saveSnapshot } from "../../src/repo/snapshots.js";
 import type { TreeNode } from "../../src/repo/tree.js";
 import { encodeTree } from "../../src/repo/tree.js";
@@ -102,16 +103,7 @@ export async function snapshotOf(
     tags: [],
     tree,
     source: { kind: "files" },
-    summary: {
-      files: 0,
-      dirs: 0,
-      bytesRead: 0,
-      bytesAdded: 0,
-      blobsAdded: 0,
-      errors: 0,
-      unchangedFiles: 0,
-      durationMs: 0,
-    },
+    summary: emptySummary(),
   };
   return saveSnapshot(repo, snapshot);
 }
