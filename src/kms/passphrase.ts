@@ -1,9 +1,13 @@
 import type { Decrypter, Encrypter } from "age-encryption";
 import { UserError } from "../errors.js";
 import type { KeyUnwrapper, KeyWrapper } from "./provider.js";
+import { NativeScryptIdentity, NativeScryptRecipient } from "./scrypt-stanza.js";
 
-/** age's default; each unwrap costs about 2.5 s of scrypt in age-encryption on this class of CPU. */
-export const defaultScryptWorkFactor = 18;
+/**
+ * 2^17: scrypt then needs 128 MiB and about 0.7 s to unwrap (native scrypt). age's own
+ * default is 18 (256 MiB); --scrypt-work-factor raises it up to 20.
+ */
+export const defaultScryptWorkFactor = 17;
 /** age-encryption refuses to unwrap above 2^20. */
 export const maxScryptWorkFactor = 20;
 export const minScryptWorkFactor = 10;
@@ -32,11 +36,10 @@ export class PassphraseProvider implements KeyWrapper, KeyUnwrapper {
   }
 
   configureEncrypter(e: Encrypter): void {
-    e.setPassphrase(this.#passphrase);
-    e.setScryptWorkFactor(this.#workFactor);
+    e.addRecipient(new NativeScryptRecipient(this.#passphrase, this.#workFactor));
   }
 
   configureDecrypter(d: Decrypter): void {
-    d.addPassphrase(this.#passphrase);
+    d.addIdentity(new NativeScryptIdentity(this.#passphrase));
   }
 }
