@@ -19,7 +19,8 @@ export interface Backend {
   readonly location: string;
   /**
    * Stores data under h atomically: after save resolves the whole object is durable;
-   * after a crash either the whole object or nothing is visible under h.
+   * after a crash either the whole object or nothing is visible under h. The caller may
+   * reuse data's memory once save resolves: a backend must not keep a reference to it.
    */
   save(h: Handle, data: Buffer): Promise<void>;
   /**

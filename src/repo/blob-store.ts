@@ -18,6 +18,8 @@ const maxUnindexedBlobs = 50_000;
  * first: tiny blobs (small files) would otherwise put ~200k entries in one open pack.
  */
 const maxBlobsPerPack = 10_000;
+/** Pack buffers kept for reuse by the next data pack. */
+const maxFreeBuffers = 1;
 /** Packs being written at once; each holds up to one pack size of memory. */
 const maxPackUploads = 2;
 
@@ -41,6 +43,8 @@ export class BlobStore {
   #unindexedCount = 0;
   readonly #uploads = new Set<Promise<void>>();
   #uploadError: unknown = null;
+  /** Buffers of written packs, for the next packs (see PackWriter). */
+  readonly #freeBuffers: Buffer[] = [];
 
   constructor(repo: Repository) {
     this.repo = repo;
@@ -75,7 +79,9 @@ export class BlobStore {
     const blob = sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext);
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
-      packer = new PackWriter(this.repo.config.packSize);
+      // Tree packs stay small: only data packs take a reused full-size buffer.
+      const reuse = kind === ObjectKind.data ? this.#freeBuffers.pop() : undefined;
+      packer = new PackWriter(this.repo.config.packSize, reuse);
       this.#packers.set(kind, packer);
     }
     packer.add(blob);
@@ -96,6 +102,14 @@ export class BlobStore {
     const upload = this.repo.backend
       .save({ type: "data", name }, pack)
       .then(() => {
+        if (
+          packer.entries[0]?.kind === ObjectKind.data &&
+          this.#freeBuffers.length < maxFreeBuffers
+        ) {
+          this.#freeBuffers.push(
+            Buffer.from(pack.buffer, pack.byteOffset, pack.buffer.byteLength - pack.byteOffset),
+          );
+        }
         const indexed = { packId: packer.id, entries: packer.entries };
         this.addIndexedPack(indexed);
         for (const e of packer.entries) this.#pending.delete(e.id.toString("hex"));

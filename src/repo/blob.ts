@@ -35,6 +35,17 @@ function zstdDecompress(b: Buffer): Buffer {
   return decompressor.decompress(b);
 }
 
+/**
+ * Already-compressed data (archives, images, packed binaries) costs a full zstd pass for
+ * nothing. A chunk whose first 64 KiB shrinks by less than 3% is stored as it is.
+ */
+const probeLength = 64 * 1024;
+
+function looksIncompressible(b: Buffer): boolean {
+  if (b.length <= 2 * probeLength) return false;
+  return zstdCompress(b.subarray(0, probeLength)).length > probeLength * 0.97;
+}
+
 export interface SealedBlob {
   id: Buffer;
   kind: BlobKind;
@@ -50,7 +61,7 @@ export function sealBlob(
   id: Buffer,
   plaintext: Buffer,
 ): SealedBlob {
-  const packed = zstdCompress(plaintext);
+  const packed = looksIncompressible(plaintext) ? plaintext : zstdCompress(plaintext);
   const useZstd = packed.length < plaintext.length;
   const payload = useZstd ? packed : plaintext;
   const flag = useZstd ? flagZstd : flagNone;

@@ -69,11 +69,16 @@ export class PackWriter {
   readonly entries: PackEntry[] = [];
   /** Grows by doubling up to the pack size it expects, then by what each blob needs. */
   readonly #expected: number;
-  #buf = Buffer.allocUnsafe(64 * 1024);
+  #buf: Buffer;
   #size = 0;
 
-  constructor(expectedSize = 16 * 1024 * 1024) {
+  /**
+   * `buffer` may be one a finished pack was written from: reusing it avoids faulting in
+   * fresh pages for every pack, which costs more than copying the blobs in.
+   */
+  constructor(expectedSize = 16 * 1024 * 1024, buffer?: Buffer) {
     this.#expected = expectedSize;
+    this.#buf = buffer ?? Buffer.allocUnsafe(64 * 1024);
   }
 
   get size(): number {
