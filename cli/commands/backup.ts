@@ -105,7 +105,7 @@ export const backupCommand = {
           tags,
           tree,
           source: { kind: args.stdin ? "stdin" : "files" },
-          summary: { ...archiver.counters, durationMs: Date.now() - started },
+          summary: { ...archiver.counters, ...store.stats, durationMs: Date.now() - started },
         };
         const id = await saveSnapshot(store.repo, snapshot);
         return { id, summary: snapshot.summary };

@@ -77,6 +77,7 @@ export class Archiver {
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
   #lastYield = Date.now();
+  /** What the walk saw; bytesAdded and blobsAdded are the store's (see BlobStore.stats). */
   readonly counters: BackupSummary = emptySummary();
 
   constructor(store: BlobStore, cdc: FastCDC, events: ArchiverEvents, opts: ArchiverOptions) {
@@ -370,22 +371,12 @@ export class Archiver {
     return { content, size };
   }
 
-  private async saveChunk(chunk: Buffer): Promise<string> {
-    const r = await this.#store.save(ObjectKind.data, chunk);
-    if (r.added > 0) {
-      this.counters.bytesAdded += r.added;
-      this.counters.blobsAdded++;
-    }
-    return r.id;
+  private saveChunk(chunk: Buffer): Promise<string> {
+    return this.#store.save(ObjectKind.data, chunk);
   }
 
-  private async saveTree(nodes: TreeNode[]): Promise<string> {
-    const r = await this.#store.save(ObjectKind.tree, encodeTree({ nodes }));
-    if (r.added > 0) {
-      this.counters.bytesAdded += r.added;
-      this.counters.blobsAdded++;
-    }
-    return r.id;
+  private saveTree(nodes: TreeNode[]): Promise<string> {
+    return this.#store.save(ObjectKind.tree, encodeTree({ nodes }));
   }
 }
 

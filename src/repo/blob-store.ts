@@ -1,7 +1,7 @@
 import { blobId } from "../crypto/blob-id.js";
 import { ObjectKind } from "../crypto/seal.js";
 import { IntegrityError } from "../errors.js";
-import type { BlobKind } from "./blob.js";
+import type { BlobKind, SealedBlob } from "./blob.js";
 import { openBlob, sealBlob } from "./blob.js";
 import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
@@ -10,6 +10,7 @@ import { decodeIndex, encodeIndex } from "./index-file.js";
 import { PackWriter } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
+import { SealPool } from "./seal-pool.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
 const maxUnindexedBlobs = 50_000;
@@ -18,16 +19,15 @@ const maxUnindexedBlobs = 50_000;
  * first: tiny blobs (small files) would otherwise put ~200k entries in one open pack.
  */
 const maxBlobsPerPack = 10_000;
+/** Blobs at least this large go to the seal pool; smaller ones are sealed inline. */
+const poolThreshold = 64 * 1024;
+/** Blobs being sealed by the pool at once: bounds memory at about this many chunks. */
+const maxSealing = 3;
 /** Pack buffers kept for reuse by the next data pack. */
 const maxFreeBuffers = 1;
-/** Packs being written at once; each holds up to one pack size of memory. */
-const maxPackUploads = 2;
-
-export interface SaveResult {
-  id: string;
-  /** Sealed bytes added to the repository: 0 when the blob was already stored. */
-  added: number;
-}
+/** Packs being written at once; each holds up to one pack size of memory. One keeps a
+ * local disk busy; a remote backend will want more (the S3 issue sizes it per backend). */
+const maxPackUploads = 1;
 
 /**
  * Blob storage on top of a repository: dedup against the index, sealing into packs,
@@ -43,6 +43,10 @@ export class BlobStore {
   #unindexedCount = 0;
   readonly #uploads = new Set<Promise<void>>();
   #uploadError: unknown = null;
+  /** Sealed bytes and blobs this store added to the repository. */
+  readonly stats = { bytesAdded: 0, blobsAdded: 0 };
+  #pool: SealPool | null | undefined;
+  readonly #sealing = new Set<Promise<void>>();
   /** Buffers of written packs, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
 
@@ -71,12 +75,47 @@ export class BlobStore {
     return this.index.has(id) || this.#pending.has(id);
   }
 
-  /** Stores a blob unless one with the same keyed id is already stored. */
-  async save(kind: BlobKind, plaintext: Buffer): Promise<SaveResult> {
+  /**
+   * Stores a blob unless one with the same keyed id is already stored. Large blobs are
+   * compressed and sealed by the seal pool while the caller goes on; flush() waits for
+   * them. The bytes added are counted in `stats`.
+   */
+  async save(kind: BlobKind, plaintext: Buffer): Promise<string> {
+    this.throwUploadError();
     const rawId = blobId(this.repo.current.id, plaintext);
     const id = rawId.toString("hex");
-    if (this.has(id)) return { id, added: 0 };
-    const blob = sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext);
+    if (this.has(id)) return id;
+    this.#pending.add(id);
+    const pool = this.sealPool();
+    if (pool === null || plaintext.length < poolThreshold) {
+      await this.addSealed(sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext));
+      return id;
+    }
+    while (this.#sealing.size >= maxSealing) await Promise.race(this.#sealing);
+    this.throwUploadError();
+    const rawLength = plaintext.length;
+    const job = pool
+      .seal(kind, rawId, plaintext)
+      .then((sealed) => this.addSealed({ id: rawId, kind, rawLength, sealed }))
+      .catch((err: unknown) => {
+        this.#uploadError ??= err;
+      })
+      .finally(() => {
+        this.#sealing.delete(job);
+      });
+    this.#sealing.add(job);
+    return id;
+  }
+
+  private sealPool(): SealPool | null {
+    if (this.#pool === undefined) this.#pool = SealPool.start(this.repo.id, this.repo.current);
+    return this.#pool;
+  }
+
+  private async addSealed(blob: SealedBlob): Promise<void> {
+    this.stats.bytesAdded += blob.sealed.length;
+    this.stats.blobsAdded++;
+    const kind = blob.kind;
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
       // Tree packs stay small: only data packs take a reused full-size buffer.
@@ -85,12 +124,10 @@ export class BlobStore {
       this.#packers.set(kind, packer);
     }
     packer.add(blob);
-    this.#pending.add(id);
     if (packer.size >= this.repo.config.packSize || packer.count >= maxBlobsPerPack) {
       this.#packers.delete(kind);
       await this.writePack(packer);
     }
-    return { id, added: blob.sealed.length };
   }
 
   private async writePack(packer: PackWriter): Promise<void> {
@@ -134,6 +171,8 @@ export class BlobStore {
    * flush resolves, every blob saved before it is durable and indexed.
    */
   async flush(): Promise<void> {
+    await Promise.all(this.#sealing);
+    this.throwUploadError();
     for (const [kind, packer] of this.#packers) {
       this.#packers.delete(kind);
       if (packer.count > 0) await this.writePack(packer);

@@ -110,11 +110,11 @@ export async function snapshotOf(
 
 /** Stores hand-made tree nodes as one tree blob; flush the store before use. */
 export async function saveTree(store: BlobStore, nodes: TreeNode[]): Promise<string> {
-  return (await store.save(ObjectKind.tree, encodeTree({ nodes }))).id;
+  return store.save(ObjectKind.tree, encodeTree({ nodes }));
 }
 
 export async function saveData(store: BlobStore, data: Buffer): Promise<string> {
-  return (await store.save(ObjectKind.data, data)).id;
+  return store.save(ObjectKind.data, data);
 }
 
 export function fileNode(name: string, content: string[], size: number): TreeNode {
