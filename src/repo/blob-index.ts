@@ -35,16 +35,6 @@ export class BlobIndex {
     return this.#count;
   }
 
-  /** Bytes held by the index's arrays, for measurements. */
-  get memoryBytes(): number {
-    return (
-      this.#ids.byteLength +
-      this.#packs.byteLength * 4 +
-      this.#kinds.byteLength +
-      this.#slots.byteLength
-    );
-  }
-
   has(id: string): boolean {
     return this.find(Buffer.from(id, "hex")) >= 0;
   }

@@ -66,10 +66,6 @@ export class SealPool {
     );
   }
 
-  get busy(): number {
-    return this.#waiting.size;
-  }
-
   seal(kind: BlobKind, id: Buffer, plaintext: Buffer): Promise<Buffer> {
     const job = this.#next++;
     const worker = this.#workers[job % this.#workers.length] as Worker;
