@@ -13,7 +13,7 @@ import { randomId } from "./repository.js";
 import { SealPool } from "./seal-pool.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
-const maxUnindexedBlobs = 50_000;
+const maxUnindexedBlobs = 20_000;
 /**
  * A pack is closed at the config's pack size or at this many blobs, whichever comes
  * first: tiny blobs (small files) would otherwise put ~200k entries in one open pack.
