@@ -4,6 +4,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { CofferError } from "../src/errors.js";
 import { backupCommand } from "./commands/backup.js";
+import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
 import { lsCommand } from "./commands/ls.js";
 import { restoreCommand } from "./commands/restore.js";
@@ -35,6 +36,7 @@ const commands = [
   lsCommand,
   restoreCommand,
   verifyCommand,
+  forgetCommand,
   unlockCommand,
 ];
 

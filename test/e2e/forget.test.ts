@@ -1,0 +1,54 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { coffer, initRepo, tempDir } from "../helpers.js";
+
+describe("coffer forget", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir());
+  });
+  afterAll(() => cleanup());
+
+  it("removes what the policy does not keep, shows it first with --dry-run, and refuses an empty policy", async () => {
+    const repo = path.join(dir, "repo");
+    const src = path.join(dir, "src");
+    await mkdir(src);
+    await initRepo(repo);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await writeFile(path.join(src, "f.txt"), `version ${i}\n`);
+      const b = await coffer(["backup", "--repo", repo, src, "--json"]);
+      expect(b.code, b.stderr).toBe(0);
+      ids.push(JSON.parse(b.stdout).snapshot);
+    }
+    const none = await coffer(["forget", "--repo", repo]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no policy given/);
+
+    const dry = await coffer(["forget", "--repo", repo, "--keep-last", "1", "--dry-run", "--json"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout);
+    expect(plan.groups[0].keep.map((k: { id: string }) => k.id)).toEqual([ids[2]]);
+    expect(plan.groups[0].remove).toHaveLength(2);
+    expect(JSON.parse((await coffer(["snapshots", "--repo", repo, "--json"])).stdout)).toHaveLength(
+      3,
+    );
+
+    const real = await coffer(["forget", "--repo", repo, "--keep-last", "1"]);
+    expect(real.code, real.stderr).toBe(0);
+    const left = JSON.parse((await coffer(["snapshots", "--repo", repo, "--json"])).stdout);
+    expect(left.map((s: { id: string }) => s.id)).toEqual([ids[2]]);
+    expect((await coffer(["verify", "--repo", repo, "--read-data"])).code).toBe(0);
+    const out = await coffer([
+      "restore",
+      "--repo",
+      repo,
+      "latest",
+      "--stdout",
+      path.join(src, "f.txt"),
+    ]);
+    expect(out.stdout).toBe("version 2\n");
+  });
+});
