@@ -1,5 +1,6 @@
 import type { Argv } from "yargs";
 import { checkRepository } from "../../src/checker/checker.js";
+import { parseSubset } from "../../src/checker/subset.js";
 import { IntegrityError } from "../../src/errors.js";
 import { printJson, shownPath } from "../output.js";
 import type { RepoArgs } from "../session.js";
@@ -9,10 +10,25 @@ export const verifyCommand = {
   command: "verify",
   describe: "check the repository's structure; with --read-data, read and authenticate every blob",
   builder: (y: Argv) =>
-    y.option("read-data", { type: "boolean", describe: "read and authenticate all data" }),
-  handler: async (args: RepoArgs & { "read-data"?: boolean; json?: boolean; quiet?: boolean }) => {
+    y
+      .option("read-data", { type: "boolean", describe: "read and authenticate all data" })
+      .option("read-data-subset", {
+        type: "string",
+        describe: "read and authenticate a subset of packs: K/N (slice K of N) or P%",
+      }),
+  handler: async (
+    args: RepoArgs & {
+      "read-data"?: boolean;
+      "read-data-subset"?: string;
+      json?: boolean;
+      quiet?: boolean;
+    },
+  ) => {
+    const subsetSpec = args["read-data-subset"];
+    const packSubset = subsetSpec !== undefined ? parseSubset(subsetSpec) : undefined;
+    const readData = args["read-data"] === true || packSubset !== undefined;
     const report = await withRepository(args, { exclusive: false, loadIndex: false }, (store) =>
-      checkRepository(store, { readData: args["read-data"] === true }),
+      checkRepository(store, { readData, packSubset }),
     );
     if (args.json) printJson(report);
     else {
@@ -23,7 +39,7 @@ export const verifyCommand = {
         if (a.paths.length > 50) process.stderr.write(`  ... and ${a.paths.length - 50} more\n`);
       }
       if (!args.quiet) {
-        const what = args["read-data"] ? "structure and data" : "structure";
+        const what = readData ? `structure and the data of ${report.packsRead} packs` : "structure";
         process.stderr.write(
           `checked ${what}: ${report.snapshots} snapshots, ${report.packs} packs, ${report.blobs} blobs` +
             (report.unreferencedPacks > 0
