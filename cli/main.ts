@@ -7,6 +7,7 @@ import { backupCommand } from "./commands/backup.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
 import { lsCommand } from "./commands/ls.js";
+import { pruneCommand } from "./commands/prune.js";
 import { restoreCommand } from "./commands/restore.js";
 import { snapshotsCommand } from "./commands/snapshots.js";
 import { unlockCommand } from "./commands/unlock.js";
@@ -37,6 +38,7 @@ const commands = [
   restoreCommand,
   verifyCommand,
   forgetCommand,
+  pruneCommand,
   unlockCommand,
 ];
 

@@ -112,7 +112,11 @@ export class BlobStore {
     return this.#pool;
   }
 
-  private async addSealed(blob: SealedBlob): Promise<void> {
+  /**
+   * Adds an already sealed blob to the open pack of its kind (prune copies live blobs
+   * into new packs this way: sealed blobs are bound to their id and kind, not their pack).
+   */
+  async addSealed(blob: SealedBlob): Promise<void> {
     this.stats.bytesAdded += blob.sealed.length;
     this.stats.blobsAdded++;
     const kind = blob.kind;

@@ -1,4 +1,5 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coffer, initRepo, tempDir } from "../helpers.js";
@@ -52,3 +53,58 @@ describe("coffer forget", () => {
     expect(out.stdout).toBe("version 2\n");
   });
 });
+
+describe("coffer prune", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir());
+  });
+  afterAll(() => cleanup());
+
+  it("after forget, deletes and repacks what no snapshot needs; what is kept still verifies and restores", async () => {
+    const repo = path.join(dir, "repo");
+    const src = path.join(dir, "src");
+    await mkdir(src);
+    await initRepo(repo);
+    const keepBytes = randomBytes(3_000_000);
+    await writeFile(path.join(src, "keep.bin"), keepBytes);
+    await writeFile(path.join(src, "gone.bin"), randomBytes(6_000_000));
+    expect((await coffer(["backup", "--repo", repo, src])).code).toBe(0);
+    await rm(path.join(src, "gone.bin"));
+    expect((await coffer(["backup", "--repo", repo, src])).code).toBe(0);
+    expect((await coffer(["forget", "--repo", repo, "--keep-last", "1"])).code).toBe(0);
+    const before = await du(repo);
+
+    const dry = await coffer(["prune", "--repo", repo, "--dry-run", "--json"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout).bytesFreed).toBeGreaterThan(5_000_000);
+    expect(await du(repo)).toBe(before);
+
+    const real = await coffer(["prune", "--repo", repo, "--json"]);
+    expect(real.code, real.stderr).toBe(0);
+    const after = await du(repo);
+    expect(before - after).toBeGreaterThan(5_000_000);
+    expect((await coffer(["verify", "--repo", repo, "--read-data"])).code).toBe(0);
+    const out = await coffer([
+      "restore",
+      "--repo",
+      repo,
+      "latest",
+      "--stdout",
+      path.join(src, "keep.bin"),
+    ]);
+    expect(out.stdoutBytes.equals(keepBytes)).toBe(true);
+    // A second prune finds nothing more to do.
+    const again = JSON.parse((await coffer(["prune", "--repo", repo, "--json"])).stdout);
+    expect(again.bytesFreed).toBe(0);
+  });
+});
+
+async function du(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(path.join(e.parentPath ?? e.path, e.name))).size;
+  }
+  return total;
+}
