@@ -64,6 +64,11 @@ async function main(): Promise<void> {
       describe: "age identity file (age-keygen format)",
       global: true,
     })
+    .option("retry-lock", {
+      type: "number",
+      describe: "if the repository is locked, keep trying for this many seconds",
+      global: true,
+    })
     .option("json", { type: "boolean", describe: "machine-readable output", global: true })
     .option("quiet", { alias: "q", type: "boolean", describe: "print errors only", global: true })
     // Handlers declare their own argument types; yargs checks positionals at run time.

@@ -1,5 +1,5 @@
 import { LocalBackend } from "../src/backend/local.js";
-import { UserError } from "../src/errors.js";
+import { LockError, UserError } from "../src/errors.js";
 import { BlobStore } from "../src/repo/blob-store.js";
 import { Lock } from "../src/repo/lock.js";
 import { Repository } from "../src/repo/repository.js";
@@ -8,6 +8,25 @@ import { unwrappers } from "./key-options.js";
 
 export interface RepoArgs extends KeyArgs {
   repo?: string;
+  /** Seconds to keep trying when the repository is locked (cron jobs that collide). */
+  "retry-lock"?: number;
+}
+
+/** Takes the lock, retrying for up to retrySeconds with growing pauses (1 s to 30 s). */
+async function acquireLock(
+  repo: Repository,
+  exclusive: boolean,
+  retrySeconds: number,
+): Promise<Lock> {
+  const deadline = Date.now() + retrySeconds * 1000;
+  for (let pause = 1000; ; pause = Math.min(pause * 2, 30_000)) {
+    try {
+      return await Lock.acquire(repo, exclusive);
+    } catch (err) {
+      if (!(err instanceof LockError) || Date.now() + pause > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
 }
 
 export function backendFor(args: RepoArgs): LocalBackend {
@@ -54,7 +73,7 @@ export async function withRepository<T>(
   fn: (store: BlobStore) => Promise<T>,
 ): Promise<T> {
   const repo = await openRepository(args);
-  const lock = await Lock.acquire(repo, mode.exclusive);
+  const lock = await acquireLock(repo, mode.exclusive, args["retry-lock"] ?? 0);
   const release = () => lock.release();
   cleanups.add(release);
   try {
