@@ -61,6 +61,7 @@ async function main(): Promise<void> {
       alias: "i",
       type: "string",
       array: true,
+      nargs: 1,
       describe: "age identity file (age-keygen format)",
       global: true,
     })

@@ -35,9 +35,15 @@ export const backupCommand = {
       .option("exclude", {
         type: "string",
         array: true,
+        nargs: 1,
         describe: "skip paths matching GLOB; repeatable",
       })
-      .option("tag", { type: "string", array: true, describe: "tag the snapshot; repeatable" })
+      .option("tag", {
+        type: "string",
+        array: true,
+        nargs: 1,
+        describe: "tag the snapshot; repeatable",
+      })
       .option("host", { type: "string", describe: "hostname to record (default: this host)" })
       .option("stdin", { type: "boolean", describe: "back up standard input as one file" })
       .option("stdin-name", { type: "string", describe: "file name for --stdin data" })

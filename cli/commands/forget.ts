@@ -40,12 +40,14 @@ export const forgetCommand = {
       .option("keep-tag", {
         type: "string",
         array: true,
+        nargs: 1,
         describe: "keep every snapshot with this tag",
       })
       .option("host", { type: "string", describe: "only consider snapshots of this host" })
       .option("tag", {
         type: "string",
         array: true,
+        nargs: 1,
         describe: "only consider snapshots with this tag",
       })
       .option("dry-run", {

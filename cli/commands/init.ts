@@ -14,6 +14,7 @@ export const initCommand = {
       .option("recipient", {
         type: "string",
         array: true,
+        nargs: 1,
         describe: "also wrap the key for this age recipient (age1...); repeatable",
       })
       .option("scrypt-work-factor", {

@@ -31,6 +31,7 @@ export const restoreCommand = {
       .option("include", {
         type: "string",
         array: true,
+        nargs: 1,
         describe: "restore only paths matching GLOB",
       })
       .option("stdout", { type: "boolean", describe: "write one file's bytes to standard output" }),
