@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { LocalBackend } from "../src/backend/local.js";
 import { PassphraseProvider } from "../src/kms/passphrase.js";
 import { BlobStore } from "../src/repo/blob-store.js";
@@ -74,4 +75,15 @@ export async function openStore(repo: string): Promise<BlobStore> {
   const store = new BlobStore(r);
   await store.loadIndex();
   return store;
+}
+
+/** A temp directory for a describe block: made before its tests, removed after them. */
+export function useTempDir(set: (dir: string) => void): void {
+  let cleanup: () => Promise<void> = async () => {};
+  beforeAll(async () => {
+    const t = await tempDir();
+    cleanup = t.cleanup;
+    set(t.dir);
+  });
+  afterAll(() => cleanup());
 }

@@ -1,17 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Lock } from "../../src/repo/lock.js";
-import { coffer, initRepo, openStore, tempDir } from "../helpers.js";
+import { coffer, initRepo, openStore, useTempDir } from "../helpers.js";
 
 describe("concurrent backups and prune on one repository", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("two backups (as two hosts) succeed together, waiting with --retry-lock if a prune holds the lock; every snapshot restores", async () => {
     const repo = path.join(dir, "repo");
@@ -25,29 +23,11 @@ describe("concurrent backups and prune on one repository", () => {
       await writeFile(path.join(src, "own.bin"), randomBytes(6_000_000));
       sources.push(src);
     }
+    const backupAs = (host: string, src: string) =>
+      coffer(["backup", "--repo", repo, "--retry-lock", "120", "--host", host, src, "--json"]);
     const [a, b, p] = await Promise.all([
-      coffer([
-        "backup",
-        "--repo",
-        repo,
-        "--retry-lock",
-        "120",
-        "--host",
-        "alpha",
-        sources[0] as string,
-        "--json",
-      ]),
-      coffer([
-        "backup",
-        "--repo",
-        repo,
-        "--retry-lock",
-        "120",
-        "--host",
-        "beta",
-        sources[1] as string,
-        "--json",
-      ]),
+      backupAs("alpha", sources[0] as string),
+      backupAs("beta", sources[1] as string),
       coffer(["prune", "--repo", repo, "--json"]),
     ]);
     expect(a.code, a.stderr).toBe(0);

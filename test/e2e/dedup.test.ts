@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coffer, initRepo, tempDir } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import { coffer, initRepo, useTempDir } from "../helpers.js";
 
 const MiB = 1024 * 1024;
 /** Tree blobs of a small snapshot (a handful of directories), sealed: a few KB at most. */
@@ -21,12 +21,10 @@ async function backupJson(repo: string, args: string[]) {
 }
 
 describe("deduplication", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("the same data twice, renamed, or under another path adds almost nothing", async () => {
     const repo = path.join(dir, "repo-same");

@@ -1,16 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coffer, initRepo, tempDir } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import { coffer, initRepo, useTempDir } from "../helpers.js";
 
 describe("coffer forget", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("removes what the policy does not keep, shows it first with --dry-run, and refuses an empty policy", async () => {
     const repo = path.join(dir, "repo");
@@ -55,12 +53,10 @@ describe("coffer forget", () => {
 });
 
 describe("coffer prune", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("after forget, deletes and repacks what no snapshot needs; what is kept still verifies and restores", async () => {
     const repo = path.join(dir, "repo");

@@ -1,16 +1,14 @@
 import { spawnSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, coffer, initRepo, repoRoot, tempDir, testPassphrase } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import { cliPath, coffer, initRepo, repoRoot, testPassphrase, useTempDir } from "../helpers.js";
 
 describe("samples/nightly/coffer-nightly.sh", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("backs up, applies retention, prunes and verifies a slice; its exit status is the worst step's", async () => {
     const repo = path.join(dir, "repo");

@@ -1,15 +1,13 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coffer, initRepo, tempDir } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import { coffer, initRepo, useTempDir } from "../helpers.js";
 
 describe("coffer CLI round trip", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it("backs up, lists, verifies and restores a directory byte for byte", async () => {
     const repo = path.join(dir, "repo");

@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coffer, tempDir } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import { coffer, useTempDir } from "../helpers.js";
 import { cli, hasCommand } from "./e2e-helpers.js";
 
 // Root reads everything, so the CLI runs as nobody (65534) through setpriv (util-linux).
@@ -19,12 +19,10 @@ const isRoot = process.getuid?.() === 0;
 const canDropPrivileges = isRoot && hasCommand("setpriv");
 
 describe("unreadable files", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
   });
-  afterAll(() => cleanup());
 
   it.skipIf(!canDropPrivileges)(
     "exit 3, each unreadable path named on stderr, the snapshot holds the rest (needs root and setpriv)",
