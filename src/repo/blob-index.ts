@@ -39,6 +39,11 @@ export class BlobIndex {
     return this.find(Buffer.from(id, "hex")) >= 0;
   }
 
+  /** As has, with the id as bytes: the backup path has them already. */
+  hasRaw(id: Buffer): boolean {
+    return this.find(id) >= 0;
+  }
+
   get(id: string): IndexEntry | undefined {
     const i = this.find(Buffer.from(id, "hex"));
     return i < 0 ? undefined : this.entryAt(i);

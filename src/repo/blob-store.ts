@@ -84,7 +84,7 @@ export class BlobStore {
     this.throwUploadError();
     const rawId = blobId(this.repo.current.id, plaintext);
     const id = rawId.toString("hex");
-    if (this.has(id)) return id;
+    if (this.index.hasRaw(rawId) || this.#pending.has(id)) return id;
     this.#pending.add(id);
     const pool = this.sealPool();
     if (pool === null || plaintext.length < poolThreshold) {
