@@ -1,3 +1,4 @@
+import { ObjectKind } from "../crypto/seal.js";
 import type { BlobKind } from "./blob.js";
 
 export interface IndexEntry {
@@ -10,13 +11,21 @@ export interface IndexEntry {
 
 const idLength = 32;
 const initialCapacity = 1024;
+/** Entry arrays grow by an eighth: at most 12.5% of entry memory is ever unused. */
+const entryGrowth = 1.125;
+/** The slot table is rebuilt at this load, to the lower one: linear probing stays short. */
+const maxLoad = 0.75;
+const rebuildLoad = 0.5;
+/** A tree blob is marked in the top bit of its pack number (packs stay below 2^31). */
+const treeBit = 0x8000_0000;
 
 /**
  * The in-memory index: blob id → where the sealed blob lives. Entries live in typed
- * arrays (49 bytes each) with an open-addressing table of entry numbers (4 bytes per slot,
- * at most half full), so a repository of millions of blobs costs tens of MB, not GBs of
- * JavaScript objects. Blob ids are uniformly random (keyed HMACs): their first 4 bytes
- * are a good hash.
+ * arrays (48 bytes each: id, pack number with the kind in its top bit, offset, length, raw
+ * length) that grow by an eighth, with an open-addressing table of entry numbers (4 bytes
+ * a slot, 50–75% full): at most about 62 bytes per blob, so a repository of 100 million
+ * blobs fits in 6 GB, not the tens of GB of JavaScript objects. Blob ids are uniformly
+ * random (keyed HMACs): their first 4 bytes are a good hash.
  */
 export class BlobIndex {
   #count = 0;
@@ -25,11 +34,22 @@ export class BlobIndex {
   #offsets = new Uint32Array(initialCapacity);
   #lengths = new Uint32Array(initialCapacity);
   #rawLengths = new Uint32Array(initialCapacity);
-  #kinds = new Uint8Array(initialCapacity);
   /** Entry number + 1 per slot; 0 is empty. */
-  #slots = new Uint32Array(initialCapacity * 2);
+  #slots = new Uint32Array(Math.ceil(initialCapacity / rebuildLoad));
   readonly #packIds: string[] = [];
   readonly #packNumbers = new Map<string, number>();
+
+  /** Bytes held by the typed arrays: what the per-blob memory bound is measured on. */
+  get byteSize(): number {
+    return (
+      this.#ids.byteLength +
+      this.#packs.byteLength +
+      this.#offsets.byteLength +
+      this.#lengths.byteLength +
+      this.#rawLengths.byteLength +
+      this.#slots.byteLength
+    );
+  }
 
   get size(): number {
     return this.#count;
@@ -59,14 +79,13 @@ export class BlobIndex {
     if (raw.length !== idLength) throw new Error("blob-index: internal error: id must be 32 bytes");
     if (this.find(raw) >= 0) return;
     if (this.#count === this.#packs.length) this.growEntries();
-    if ((this.#count + 1) * 2 > this.#slots.length) this.growSlots();
+    if (this.#count + 1 > this.#slots.length * maxLoad) this.growSlots();
     const i = this.#count++;
     this.#ids.set(raw, i * idLength);
-    this.#packs[i] = this.packNumber(packId);
+    this.#packs[i] = this.packNumber(packId) | (e.kind === ObjectKind.tree ? treeBit : 0);
     this.#offsets[i] = e.offset;
     this.#lengths[i] = e.length;
     this.#rawLengths[i] = e.rawLength;
-    this.#kinds[i] = e.kind;
     this.insertSlot(i);
   }
 
@@ -85,7 +104,7 @@ export class BlobIndex {
   countsByPack(): Map<string, number> {
     const counts = new Uint32Array(this.#packIds.length);
     for (let i = 0; i < this.#count; i++) {
-      const n = this.#packs[i] as number;
+      const n = ((this.#packs[i] as number) & ~treeBit) >>> 0;
       counts[n] = (counts[n] as number) + 1;
     }
     return new Map(this.#packIds.map((id, n) => [id, counts[n] as number]));
@@ -96,16 +115,17 @@ export class BlobIndex {
     const n = this.#packNumbers.get(packId);
     if (n === undefined) return;
     for (let i = 0; i < this.#count; i++) {
-      if (this.#packs[i] !== n) continue;
+      if (((this.#packs[i] as number) & ~treeBit) >>> 0 !== n) continue;
       const id = Buffer.from(this.#ids.buffer, this.#ids.byteOffset + i * idLength, idLength);
       yield [id.toString("hex"), this.entryAt(i)];
     }
   }
 
   private entryAt(i: number): IndexEntry {
+    const pack = this.#packs[i] as number;
     return {
-      kind: this.#kinds[i] as BlobKind,
-      packId: this.#packIds[this.#packs[i] as number] as string,
+      kind: pack & treeBit ? ObjectKind.tree : ObjectKind.data,
+      packId: this.#packIds[(pack & ~treeBit) >>> 0] as string,
       offset: this.#offsets[i] as number,
       length: this.#lengths[i] as number,
       rawLength: this.#rawLengths[i] as number,
@@ -116,6 +136,7 @@ export class BlobIndex {
     let n = this.#packNumbers.get(packId);
     if (n === undefined) {
       n = this.#packIds.length;
+      if (n >= treeBit) throw new Error("blob-index: more than 2^31 packs");
       this.#packIds.push(packId);
       this.#packNumbers.set(packId, n);
     }
@@ -134,8 +155,8 @@ export class BlobIndex {
 
   /** Entry number of id, or -1. */
   private find(id: Buffer): number {
-    const mask = this.#slots.length - 1;
-    for (let s = this.hash(id, 0) & mask; ; s = (s + 1) & mask) {
+    const slots = this.#slots.length;
+    for (let s = this.hash(id, 0) % slots; ; s = s + 1 === slots ? 0 : s + 1) {
       const v = this.#slots[s] as number;
       if (v === 0) return -1;
       const i = v - 1;
@@ -151,14 +172,14 @@ export class BlobIndex {
   }
 
   private insertSlot(i: number): void {
-    const mask = this.#slots.length - 1;
-    let s = this.hash(this.#ids, i * idLength) & mask;
-    while (this.#slots[s] !== 0) s = (s + 1) & mask;
+    const slots = this.#slots.length;
+    let s = this.hash(this.#ids, i * idLength) % slots;
+    while (this.#slots[s] !== 0) s = s + 1 === slots ? 0 : s + 1;
     this.#slots[s] = i + 1;
   }
 
   private growEntries(): void {
-    const cap = this.#packs.length * 2;
+    const cap = Math.ceil(this.#packs.length * entryGrowth);
     const grow = <T extends Uint8Array | Uint32Array>(a: T, n: number): T => {
       const b = new (a.constructor as new (n: number) => T)(n);
       b.set(a);
@@ -169,11 +190,10 @@ export class BlobIndex {
     this.#offsets = grow(this.#offsets, cap);
     this.#lengths = grow(this.#lengths, cap);
     this.#rawLengths = grow(this.#rawLengths, cap);
-    this.#kinds = grow(this.#kinds, cap);
   }
 
   private growSlots(): void {
-    this.#slots = new Uint32Array(this.#slots.length * 2);
+    this.#slots = new Uint32Array(Math.ceil((this.#count + 1) / rebuildLoad));
     for (let i = 0; i < this.#count; i++) this.insertSlot(i);
   }
 }
