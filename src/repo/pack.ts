@@ -67,7 +67,7 @@ export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
 export class PackWriter {
   readonly id = randomBytes(32);
   readonly entries: PackEntry[] = [];
-  /** Grows by doubling up to the pack size it expects, then by what each blob needs. */
+  /** Grows by doubling up to the pack size it expects, then by a quarter. */
   readonly #expected: number;
   #buf: Buffer;
   #size = 0;
@@ -90,9 +90,13 @@ export class PackWriter {
   }
 
   private reserve(need: number): void {
-    if (need <= this.#buf.length) return;
-    const doubled = Math.min(this.#buf.length * 2, this.#expected);
-    const bigger = Buffer.allocUnsafe(Math.max(need, doubled));
+    const length = this.#buf.length;
+    if (need <= length) return;
+    // Past the expected size, grow by a quarter rather than by exactly `need`: packs end a
+    // little over the pack size, and growing blob by blob there copied the whole pack for
+    // each of its last small blobs.
+    const next = length < this.#expected ? Math.min(length * 2, this.#expected) : length * 1.25;
+    const bigger = Buffer.allocUnsafe(Math.max(need, Math.floor(next)));
     this.#buf.copy(bigger, 0, 0, this.#size);
     this.#buf = bigger;
   }
