@@ -10,6 +10,7 @@ import { decodeIndex, encodeIndex } from "./index-file.js";
 import { PackWriter } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
+import { SealBatch } from "./seal-batch.js";
 import { SealPool } from "./seal-pool.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
@@ -19,9 +20,10 @@ const maxUnindexedBlobs = 20_000;
  * first: tiny blobs (small files) would otherwise put ~200k entries in one open pack.
  */
 const maxBlobsPerPack = 10_000;
-/** Blobs at least this large go to the seal pool; smaller ones are sealed inline. */
+/** Blobs at least this large go to the seal pool alone; smaller ones go in batches. */
 const poolThreshold = 64 * 1024;
-/** Blobs being sealed by the pool at once: bounds memory at about this many chunks. */
+/** Jobs (a blob or a batch) being sealed by the pool at once: bounds memory at about this
+ * many chunks. */
 const maxSealing = 3;
 /** Pack buffers kept for reuse by the next data pack. */
 const maxFreeBuffers = 1;
@@ -47,6 +49,7 @@ export class BlobStore {
   readonly stats = { bytesAdded: 0, blobsAdded: 0 };
   #pool: SealPool | null | undefined;
   readonly #sealing = new Set<Promise<void>>();
+  readonly #batch = new SealBatch();
   /** Buffers of written packs, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
 
@@ -87,16 +90,44 @@ export class BlobStore {
     if (this.index.hasRaw(rawId) || this.#pending.has(id)) return id;
     this.#pending.add(id);
     const pool = this.sealPool();
-    if (pool === null || plaintext.length < poolThreshold) {
+    if (pool === null) {
       await this.addSealed(sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext));
       return id;
     }
-    while (this.#sealing.size >= maxSealing) await Promise.race(this.#sealing);
-    this.throwUploadError();
+    if (plaintext.length < poolThreshold) {
+      this.#batch.add(kind, rawId, plaintext);
+      if (this.#batch.full) await this.sendBatch(pool);
+      return id;
+    }
     const rawLength = plaintext.length;
-    const job = pool
-      .seal(kind, rawId, plaintext)
-      .then((sealed) => this.addSealed({ id: rawId, kind, rawLength, sealed }))
+    await this.startSealing(
+      pool
+        .seal(kind, rawId, plaintext)
+        .then((sealed) => this.addSealed({ id: rawId, kind, rawLength, sealed })),
+    );
+    return id;
+  }
+
+  private async sendBatch(pool: SealPool): Promise<void> {
+    if (this.#batch.size === 0) return;
+    const batch = this.#batch.take();
+    await this.startSealing(
+      pool.sealBatch(batch).then(async (sealed) => {
+        for (let i = 0; i < sealed.length; i++) {
+          await this.addSealed({
+            id: Buffer.from(batch.ids.buffer, i * 32, 32),
+            kind: batch.kinds[i] as BlobKind,
+            rawLength: batch.lengths[i] as number,
+            sealed: sealed[i] as Buffer,
+          });
+        }
+      }),
+    );
+  }
+
+  /** Waits for room among the jobs in flight, then tracks this one. */
+  private async startSealing(work: Promise<void>): Promise<void> {
+    const job = work
       .catch((err: unknown) => {
         this.#uploadError ??= err;
       })
@@ -104,7 +135,8 @@ export class BlobStore {
         this.#sealing.delete(job);
       });
     this.#sealing.add(job);
-    return id;
+    while (this.#sealing.size > maxSealing) await Promise.race(this.#sealing);
+    this.throwUploadError();
   }
 
   private sealPool(): SealPool | null {
@@ -175,6 +207,8 @@ export class BlobStore {
    * flush resolves, every blob saved before it is durable and indexed.
    */
   async flush(): Promise<void> {
+    const pool = this.#pool;
+    if (pool) await this.sendBatch(pool);
     await Promise.all(this.#sealing);
     this.throwUploadError();
     for (const [kind, packer] of this.#packers) {

@@ -4,13 +4,14 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import type { BlobKind } from "./blob.js";
+import type { BlobBatch } from "./seal-batch.js";
 import type { SealJob, SealResult } from "./seal-worker.js";
 
 /**
  * Worker threads that compress and seal large blobs while the main thread reads, chunks
  * and hashes: zstd is the most expensive step of a first backup, and one thread cannot
- * keep both cores busy. Small blobs are sealed inline, where a thread round trip would
- * cost more than the work.
+ * keep both cores busy. Small blobs travel in batches (seal-batch.ts): one thread round
+ * trip per small blob would cost more than sealing it.
  */
 /** A worker keeps no state but its keys and zstd context: a small heap is plenty. */
 const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
@@ -19,7 +20,7 @@ export class SealPool {
   readonly #workers: Worker[];
   readonly #waiting = new Map<
     number,
-    { resolve: (b: Buffer) => void; reject: (e: Error) => void }
+    { resolve: (r: SealResult & { sealed: Uint8Array }) => void; reject: (e: Error) => void }
   >();
   /**
    * Jobs per worker. A worker keeps the process alive only while it has jobs: an idle
@@ -36,8 +37,7 @@ export class SealPool {
         if (waiter === undefined) return;
         this.#waiting.delete(r.job);
         this.release(w);
-        if (r.sealed)
-          waiter.resolve(Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength));
+        if (r.sealed) waiter.resolve({ ...r, sealed: r.sealed });
         else waiter.reject(new Error(`seal worker: ${r.error ?? "no result"}`));
       });
       w.on("error", (err) => this.failAll(err));
@@ -66,19 +66,41 @@ export class SealPool {
     );
   }
 
-  seal(kind: BlobKind, id: Buffer, plaintext: Buffer): Promise<Buffer> {
-    const job = this.#next++;
-    const worker = this.#workers[job % this.#workers.length] as Worker;
+  async seal(kind: BlobKind, id: Buffer, plaintext: Buffer): Promise<Buffer> {
     // Transfer the chunk's memory when it owns its whole ArrayBuffer; copy otherwise.
     const own = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength;
     const data = own ? plaintext : Buffer.from(plaintext);
-    const message: SealJob = { job, kind, id, plaintext: data };
+    const r = await this.post({ job: 0, kind, id, plaintext: data }, [data.buffer as ArrayBuffer]);
+    return Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength);
+  }
+
+  /** Seals a batch of small blobs; their sealed forms come back in the batch's order. */
+  async sealBatch(batch: BlobBatch): Promise<Buffer[]> {
+    // Only the plaintexts move; kinds, ids and lengths are copied, as the caller needs them.
+    const r = await this.post({ job: 0, batch }, [batch.data.buffer as ArrayBuffer]);
+    const lengths = r.lengths ?? new Uint32Array(0);
+    const all = Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength);
+    const out: Buffer[] = [];
+    let offset = 0;
+    for (const length of lengths) {
+      out.push(all.subarray(offset, offset + length));
+      offset += length;
+    }
+    return out;
+  }
+
+  private post(
+    message: SealJob,
+    transfer: ArrayBuffer[],
+  ): Promise<SealResult & { sealed: Uint8Array }> {
+    const job = this.#next++;
+    const worker = this.#workers[job % this.#workers.length] as Worker;
     return new Promise((resolve, reject) => {
       this.#waiting.set(job, { resolve, reject });
       const n = this.#jobs.get(worker) ?? 0;
       if (n === 0) worker.ref();
       this.#jobs.set(worker, n + 1);
-      worker.postMessage(message, [data.buffer as ArrayBuffer]);
+      worker.postMessage({ ...message, job }, transfer);
     });
   }
 
