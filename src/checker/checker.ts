@@ -1,8 +1,10 @@
+import { availableParallelism } from "node:os";
 import { CofferError, IntegrityError } from "../errors.js";
 import type { IndexEntry } from "../repo/blob-index.js";
 import type { BlobStore } from "../repo/blob-store.js";
-import type { PackEntry } from "../repo/pack.js";
 import { headerLocation, openPackHeader, packTrailerLength } from "../repo/pack.js";
+import { SealPool } from "../repo/seal-pool.js";
+import type { VerifyPack } from "../repo/seal-worker.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { loadSnapshot } from "../repo/snapshots.js";
 import { rawName } from "../repo/tree.js";
@@ -75,17 +77,31 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
 
   if (opts.readData) {
     const counts = store.index.countsByPack();
+    // Blobs are opened by worker threads, one per core, while this thread reads the next
+    // packs: at most two packs per worker are in memory at once.
+    const pool = SealPool.start(repo.id, repo.current, Math.min(4, availableParallelism()));
+    const inFlight = new Set<Promise<void>>();
     let done = 0;
-    for (const [packId, size] of present) {
-      const expected = counts.get(packId);
-      if (expected === undefined || (opts.packSubset && !opts.packSubset(packId))) continue;
-      report.packsRead++;
-      opts.onProgress?.(`reading pack ${++done}`);
-      const problems = await readPack(store, packId, size, expected);
-      if (problems.length > 0) {
-        damaged.add(packId);
-        for (const p of problems) fail(p);
+    try {
+      for (const [packId, size] of present) {
+        const expected = counts.get(packId);
+        if (expected === undefined || (opts.packSubset && !opts.packSubset(packId))) continue;
+        report.packsRead++;
+        opts.onProgress?.(`reading pack ${++done}`);
+        const job = readPack(store, pool, packId, size, expected)
+          .then((problems) => {
+            if (problems.length > 0) {
+              damaged.add(packId);
+              for (const p of problems) fail(p);
+            }
+          })
+          .finally(() => inFlight.delete(job));
+        inFlight.add(job);
+        while (inFlight.size >= 2 * (pool?.size ?? 0.5)) await Promise.race(inFlight);
       }
+      await Promise.all(inFlight);
+    } finally {
+      await pool?.close();
     }
   }
   for (const packId of damaged) {
@@ -117,6 +133,7 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
  */
 async function readPack(
   store: BlobStore,
+  pool: SealPool | null,
   packId: string,
   size: number,
   indexedCount: number,
@@ -130,49 +147,89 @@ async function readPack(
     return [describe(err)];
   }
   if (pack.length !== size) problems.push(`pack ${packId} changed size while being read`);
-  const openAt = (id: string, e: IndexEntry) => {
-    try {
-      if (e.offset + e.length > pack.length)
-        throw new IntegrityError(`pack ${packId} is truncated`);
-      store.open(e, id, pack.subarray(e.offset, e.offset + e.length));
-    } catch (err) {
-      problems.push(describe(err));
-    }
-  };
-  let header: PackEntry[];
+  const toOpen: [string, IndexEntry][] = [];
   try {
     const at = headerLocation(
       pack.length,
       pack.subarray(pack.length - packTrailerLength),
       `pack ${packId}`,
     );
-    header = openPackHeader(
+    const header = openPackHeader(
       repo.id,
       (s, what) => repo.keysForSealed(s, what),
       Buffer.from(packId, "hex"),
       pack.subarray(at.offset, at.offset + at.length),
     );
-  } catch (err) {
-    problems.push(describe(err));
-    for (const [id, e] of store.index.entriesOfPack(packId)) openAt(id, e);
-    return problems;
-  }
-  let matched = 0;
-  for (const h of header) {
-    const id = h.id.toString("hex");
-    const e = store.index.get(id);
-    if (e?.packId !== packId) continue; // also stored elsewhere; the index uses the other copy
-    matched++;
-    if (e.offset !== h.offset || e.length !== h.length || e.kind !== h.kind) {
-      problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+    let matched = 0;
+    for (const h of header) {
+      const id = h.id.toString("hex");
+      const e = store.index.get(id);
+      if (e?.packId !== packId) continue; // also stored elsewhere; the index uses the other copy
+      matched++;
+      if (e.offset !== h.offset || e.length !== h.length || e.kind !== h.kind) {
+        problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+      }
+      toOpen.push([id, e]);
     }
-    openAt(id, e);
+    if (matched !== indexedCount) {
+      problems.push(
+        `pack ${packId}: the index lists ${indexedCount} blobs in it, its header ${matched}`,
+      );
+    }
+  } catch (err) {
+    // An unusable header: check the blobs the index places in this pack instead.
+    problems.push(describe(err));
+    toOpen.push(...store.index.entriesOfPack(packId));
   }
-  if (matched !== indexedCount) {
-    problems.push(
-      `pack ${packId}: the index lists ${indexedCount} blobs in it, its header ${matched}`,
-    );
+  problems.push(...(await openBlobs(store, pool, packId, pack, toOpen)));
+  return problems;
+}
+
+/** Opens each blob (in the pool when there is one); returns one message per failure. */
+async function openBlobs(
+  store: BlobStore,
+  pool: SealPool | null,
+  packId: string,
+  pack: Buffer,
+  blobs: [string, IndexEntry][],
+): Promise<string[]> {
+  const problems: string[] = [];
+  const forPool: { id: string; e: IndexEntry; generation: number }[] = [];
+  for (const [id, e] of blobs) {
+    try {
+      if (e.offset + e.length > pack.length)
+        throw new IntegrityError(`pack ${packId} is truncated`);
+      const sealed = pack.subarray(e.offset, e.offset + e.length);
+      if (pool === null) store.open(e, id, sealed);
+      // Generation checks (and key errors) stay here; the worker does the crypto.
+      else
+        forPool.push({
+          id,
+          e,
+          generation: store.repo.keysForSealed(sealed, `blob ${id}`).generation,
+        });
+    } catch (err) {
+      const message = describe(err);
+      problems.push(message.startsWith("pack ") ? message : `pack ${packId}: ${message}`);
+    }
   }
+  if (pool === null || forPool.length === 0) return problems;
+  const generations = new Set(forPool.map((b) => b.generation));
+  const job: VerifyPack = {
+    packId,
+    pack,
+    ids: Buffer.concat(forPool.map((b) => Buffer.from(b.id, "hex"))),
+    kinds: Uint8Array.from(forPool, (b) => b.e.kind),
+    offsets: Uint32Array.from(forPool, (b) => b.e.offset),
+    lengths: Uint32Array.from(forPool, (b) => b.e.length),
+    rawLengths: Uint32Array.from(forPool, (b) => b.e.rawLength),
+    generations: Uint32Array.from(forPool, (b) => b.generation),
+    keys: [...generations].map((g) => {
+      const k = store.repo.keys(g);
+      return { generation: g, data: k.data, id: k.id };
+    }),
+  };
+  problems.push(...(await pool.verifyPack(job)));
   return problems;
 }
 

@@ -5,7 +5,7 @@ import { Worker } from "node:worker_threads";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import type { BlobKind } from "./blob.js";
 import type { BlobBatch } from "./seal-batch.js";
-import type { SealJob, SealResult } from "./seal-worker.js";
+import type { SealJob, SealResult, VerifyPack } from "./seal-worker.js";
 
 /**
  * Worker threads that compress and seal large blobs while the main thread reads, chunks
@@ -37,7 +37,7 @@ export class SealPool {
         if (waiter === undefined) return;
         this.#waiting.delete(r.job);
         this.release(w);
-        if (r.sealed) waiter.resolve({ ...r, sealed: r.sealed });
+        if (r.sealed || r.problems) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
         else waiter.reject(new Error(`seal worker: ${r.error ?? "no result"}`));
       });
       w.on("error", (err) => this.failAll(err));
@@ -45,14 +45,22 @@ export class SealPool {
     }
   }
 
+  get size(): number {
+    return this.#workers.length;
+  }
+
   /**
-   * A pool for the compiled build; null when the worker script is not there (tests run
-   * from TypeScript sources) or there is one core only.
+   * A pool of n workers for the compiled build (by default one per core but the main
+   * thread's, at most 2); null when the worker script is not there (tests run from
+   * TypeScript sources) or n is 0.
    */
-  static start(repositoryId: Buffer, keys: RepositoryKeys): SealPool | null {
+  static start(
+    repositoryId: Buffer,
+    keys: RepositoryKeys,
+    n = Math.min(2, availableParallelism() - 1),
+  ): SealPool | null {
     const url = new URL("./seal-worker.js", import.meta.url);
     if (!existsSync(fileURLToPath(url))) return null;
-    const n = Math.min(2, availableParallelism() - 1);
     if (n < 1) return null;
     const workerData = {
       repositoryId,
@@ -87,6 +95,17 @@ export class SealPool {
       offset += length;
     }
     return out;
+  }
+
+  /** Opens and checks the given blobs of a pack; resolves to one message per failure. */
+  async verifyPack(job: VerifyPack): Promise<string[]> {
+    const pack = job.pack;
+    const own = pack.byteOffset === 0 && pack.byteLength === pack.buffer.byteLength;
+    const data = own ? pack : new Uint8Array(pack);
+    const r = await this.post({ job: 0, verify: { ...job, pack: data } }, [
+      data.buffer as ArrayBuffer,
+    ]);
+    return r.problems ?? [];
   }
 
   private post(

@@ -1,21 +1,40 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { RepositoryKeys } from "../crypto/keys.js";
+import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
-import { sealBlob } from "./blob.js";
+import { openBlob, sealBlob } from "./blob.js";
 import type { BlobBatch } from "./seal-batch.js";
 
-// A seal worker: compresses and seals blobs off the main thread (see seal-pool.ts).
-// It holds the data key of one key generation, for as long as the backup runs.
+// A seal worker: compresses and seals blobs off the main thread (see seal-pool.ts), and
+// opens the blobs of whole packs for verify --read-data. It holds the data key of one key
+// generation for sealing; a verify job brings the keys of the generations it needs.
+
+/** The blobs of one pack to open and check; problems come back as messages. */
+export interface VerifyPack {
+  packId: string;
+  pack: Uint8Array;
+  /** Per blob: 32-byte id, kind, offset, length, raw length, generation. */
+  ids: Uint8Array;
+  kinds: Uint8Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  rawLengths: Uint32Array;
+  generations: Uint32Array;
+  keys: { generation: number; data: Uint8Array; id: Uint8Array }[];
+}
 
 export type SealJob =
   | { job: number; kind: BlobKind; id: Uint8Array; plaintext: Uint8Array }
-  | { job: number; batch: BlobBatch };
+  | { job: number; batch: BlobBatch }
+  | { job: number; verify: VerifyPack };
 
 export interface SealResult {
   job: number;
   sealed?: Uint8Array;
   /** For a batch: the sealed blobs back to back in `sealed`, this many bytes each. */
   lengths?: Uint32Array;
+  /** For a verify job: one message per blob that failed. */
+  problems?: string[];
   error?: string;
 }
 
@@ -56,8 +75,39 @@ function sealBatch(b: BlobBatch): SealResult & { sealed: Uint8Array } {
   return { job: 0, sealed: Buffer.concat(sealed), lengths };
 }
 
+function verifyPack(v: VerifyPack): string[] {
+  const problems: string[] = [];
+  const keys = new Map(
+    v.keys.map((k) => [
+      k.generation,
+      { ...workerKeys, generation: k.generation, data: view(k.data), id: view(k.id) },
+    ]),
+  );
+  const pack = view(v.pack);
+  for (let i = 0; i < v.kinds.length; i++) {
+    const id = view(v.ids, i * 32, 32);
+    const offset = v.offsets[i] as number;
+    const length = v.lengths[i] as number;
+    try {
+      if (offset + length > pack.length) throw new IntegrityError(`pack ${v.packId} is truncated`);
+      const k = keys.get(v.generations[i] as number);
+      if (k === undefined) throw new Error("verify job without the blob's keys");
+      const sealed = pack.subarray(offset, offset + length);
+      openBlob(repoId, k, v.kinds[i] as BlobKind, id, sealed, v.rawLengths[i] as number);
+    } catch (err) {
+      const message = (err as Error).message;
+      problems.push(message.startsWith("pack ") ? message : `pack ${v.packId}: ${message}`);
+    }
+  }
+  return problems;
+}
+
 parentPort?.on("message", (m: SealJob) => {
   try {
+    if ("verify" in m) {
+      parentPort?.postMessage({ job: m.job, problems: verifyPack(m.verify) } satisfies SealResult);
+      return;
+    }
     const result: SealResult & { sealed: Uint8Array } =
       "batch" in m
         ? { ...sealBatch(m.batch), job: m.job }
