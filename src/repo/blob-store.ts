@@ -263,6 +263,31 @@ export class BlobStore {
     }
   }
 
+  /**
+   * As load, with the crypto done by a worker of pool when the blob is large enough to be
+   * worth a thread round trip (restore keeps the main thread for file I/O).
+   */
+  async loadWith(pool: SealPool | null, kind: BlobKind, id: string): Promise<Buffer> {
+    const e = this.lookup(id);
+    if (e.kind !== kind) throw new IntegrityError(`blob ${id} is indexed with the wrong kind`);
+    const sealed = await this.readSealed(e, id);
+    if (pool === null || e.length < poolThreshold) return this.open(e, id, sealed);
+    try {
+      const keys = this.repo.keysForSealed(sealed, `blob ${id}`);
+      return await pool.open({
+        sealed,
+        kind,
+        id: Buffer.from(id, "hex"),
+        rawLength: e.rawLength,
+        keys: { generation: keys.generation, data: keys.data, id: keys.id },
+      });
+    } catch (err) {
+      if (err instanceof IntegrityError)
+        throw new IntegrityError(`pack ${e.packId}: ${err.message}`);
+      throw err;
+    }
+  }
+
   /** Opens a sealed blob read from its pack; an IntegrityError names the pack. */
   open(e: IndexEntry, id: string, sealed: Buffer): Buffer {
     try {

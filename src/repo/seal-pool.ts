@@ -3,9 +3,10 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { RepositoryKeys } from "../crypto/keys.js";
+import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 import type { BlobBatch } from "./seal-batch.js";
-import type { SealJob, SealResult, VerifyPack } from "./seal-worker.js";
+import type { OpenJob, SealJob, SealResult, VerifyPack } from "./seal-worker.js";
 
 /**
  * Worker threads that compress and seal large blobs while the main thread reads, chunks
@@ -37,8 +38,9 @@ export class SealPool {
         if (waiter === undefined) return;
         this.#waiting.delete(r.job);
         this.release(w);
-        if (r.sealed || r.problems) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
-        else waiter.reject(new Error(`seal worker: ${r.error ?? "no result"}`));
+        if (r.error === undefined) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
+        else if (r.integrity) waiter.reject(new IntegrityError(r.error));
+        else waiter.reject(new Error(`seal worker: ${r.error}`));
       });
       w.on("error", (err) => this.failAll(err));
       w.unref();
@@ -75,9 +77,7 @@ export class SealPool {
   }
 
   async seal(kind: BlobKind, id: Buffer, plaintext: Buffer): Promise<Buffer> {
-    // Transfer the chunk's memory when it owns its whole ArrayBuffer; copy otherwise.
-    const own = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength;
-    const data = own ? plaintext : Buffer.from(plaintext);
+    const data = movable(plaintext);
     const r = await this.post({ job: 0, kind, id, plaintext: data }, [data.buffer as ArrayBuffer]);
     return Buffer.from(r.sealed.buffer, r.sealed.byteOffset, r.sealed.byteLength);
   }
@@ -99,13 +99,21 @@ export class SealPool {
 
   /** Opens and checks the given blobs of a pack; resolves to one message per failure. */
   async verifyPack(job: VerifyPack): Promise<string[]> {
-    const pack = job.pack;
-    const own = pack.byteOffset === 0 && pack.byteLength === pack.buffer.byteLength;
-    const data = own ? pack : new Uint8Array(pack);
+    const data = movable(job.pack);
     const r = await this.post({ job: 0, verify: { ...job, pack: data } }, [
       data.buffer as ArrayBuffer,
     ]);
     return r.problems ?? [];
+  }
+
+  /** Opens one sealed blob (authenticated, decompressed, id re-checked). */
+  async open(job: OpenJob): Promise<Buffer> {
+    const data = movable(job.sealed);
+    const r = await this.post({ job: 0, open: { ...job, sealed: data } }, [
+      data.buffer as ArrayBuffer,
+    ]);
+    const p = r.plaintext ?? new Uint8Array(0);
+    return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   }
 
   private post(
@@ -141,4 +149,12 @@ export class SealPool {
   async close(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * Memory that can be transferred to a worker: b itself when it owns its whole ArrayBuffer,
+ * else a copy (a slice of Node's shared pool must never be detached).
+ */
+function movable(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }

@@ -23,10 +23,20 @@ export interface VerifyPack {
   keys: { generation: number; data: Uint8Array; id: Uint8Array }[];
 }
 
+/** One blob to open, with the keys of the generation it claims. */
+export interface OpenJob {
+  sealed: Uint8Array;
+  kind: BlobKind;
+  id: Uint8Array;
+  rawLength: number;
+  keys: { generation: number; data: Uint8Array; id: Uint8Array };
+}
+
 export type SealJob =
   | { job: number; kind: BlobKind; id: Uint8Array; plaintext: Uint8Array }
   | { job: number; batch: BlobBatch }
-  | { job: number; verify: VerifyPack };
+  | { job: number; verify: VerifyPack }
+  | { job: number; open: OpenJob };
 
 export interface SealResult {
   job: number;
@@ -35,7 +45,11 @@ export interface SealResult {
   lengths?: Uint32Array;
   /** For a verify job: one message per blob that failed. */
   problems?: string[];
+  /** For an open job: the blob's plaintext. */
+  plaintext?: Uint8Array;
   error?: string;
+  /** The error is an IntegrityError: the data is damaged, not the worker. */
+  integrity?: boolean;
 }
 
 const { repositoryId, keys } = workerData as { repositoryId: Uint8Array; keys: RepositoryKeys };
@@ -75,14 +89,21 @@ function sealBatch(b: BlobBatch): SealResult & { sealed: Uint8Array } {
   return { job: 0, sealed: Buffer.concat(sealed), lengths };
 }
 
+function readKeys(k: OpenJob["keys"]): RepositoryKeys {
+  return { ...workerKeys, generation: k.generation, data: view(k.data), id: view(k.id) };
+}
+
+function openOne(o: OpenJob): Buffer {
+  return openBlob(repoId, readKeys(o.keys), o.kind, view(o.id), view(o.sealed), o.rawLength);
+}
+
+function ownsMemory(b: Uint8Array): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+}
+
 function verifyPack(v: VerifyPack): string[] {
   const problems: string[] = [];
-  const keys = new Map(
-    v.keys.map((k) => [
-      k.generation,
-      { ...workerKeys, generation: k.generation, data: view(k.data), id: view(k.id) },
-    ]),
-  );
+  const keys = new Map(v.keys.map((k) => [k.generation, readKeys(k)]));
   const pack = view(v.pack);
   for (let i = 0; i < v.kinds.length; i++) {
     const id = view(v.ids, i * 32, 32);
@@ -108,14 +129,26 @@ parentPort?.on("message", (m: SealJob) => {
       parentPort?.postMessage({ job: m.job, problems: verifyPack(m.verify) } satisfies SealResult);
       return;
     }
+    if ("open" in m) {
+      const plaintext = openOne(m.open);
+      const result: SealResult = { job: m.job, plaintext };
+      parentPort?.postMessage(
+        result,
+        ownsMemory(plaintext) ? [plaintext.buffer as ArrayBuffer] : [],
+      );
+      return;
+    }
     const result: SealResult & { sealed: Uint8Array } =
       "batch" in m
         ? { ...sealBatch(m.batch), job: m.job }
         : { job: m.job, sealed: sealOne(m.kind, Buffer.from(m.id), view(m.plaintext)) };
     const sealed = result.sealed;
-    const transferable = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
-    parentPort?.postMessage(result, transferable ? [sealed.buffer as ArrayBuffer] : []);
+    parentPort?.postMessage(result, ownsMemory(sealed) ? [sealed.buffer as ArrayBuffer] : []);
   } catch (err) {
-    parentPort?.postMessage({ job: m.job, error: (err as Error).message } satisfies SealResult);
+    parentPort?.postMessage({
+      job: m.job,
+      error: (err as Error).message,
+      integrity: err instanceof IntegrityError,
+    } satisfies SealResult);
   }
 });

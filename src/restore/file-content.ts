@@ -1,12 +1,17 @@
 import { ObjectKind } from "../crypto/seal.js";
 import type { BlobStore } from "../repo/blob-store.js";
+import type { SealPool } from "../repo/seal-pool.js";
 
-/** Yields a file's chunks in order, each authenticated and re-checked against its id. */
+/**
+ * Yields a file's chunks in order, each authenticated and re-checked against its id;
+ * large ones are opened in the pool's workers when a pool is given.
+ */
 export async function* fileChunks(
   store: BlobStore,
   content: readonly string[],
+  pool: SealPool | null = null,
 ): AsyncGenerator<Buffer> {
-  for (const id of content) yield await store.load(ObjectKind.data, id);
+  for (const id of content) yield await store.loadWith(pool, ObjectKind.data, id);
 }
 
 export function isAllZero(b: Buffer): boolean {

@@ -13,9 +13,11 @@ import {
   writeSync,
 } from "node:fs";
 import * as fs from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { promisify } from "node:util";
 import { type CofferError, IntegrityError, UserError } from "../errors.js";
 import type { BlobStore } from "../repo/blob-store.js";
+import { SealPool } from "../repo/seal-pool.js";
 import type { TreeNode } from "../repo/tree.js";
 import { rawName, rawTarget } from "../repo/tree.js";
 import { joinPath } from "../source/fs-node.js";
@@ -24,6 +26,12 @@ import { checkName, checkUniqueNames } from "./safe-path.js";
 import { displayPath, loadTree } from "./tree-walk.js";
 
 const run = promisify(execFile);
+
+/**
+ * Files being restored at once. While one waits for a worker to open a large chunk, the
+ * others write; each holds at most one chunk, sealed and opened (2 × 8 MiB at most).
+ */
+const maxFilesInFlight = 4;
 
 export interface RestoreEvents {
   /** A file that could not be restored; integrity errors make the restore exit 20. */
@@ -50,8 +58,13 @@ export class Restorer {
   readonly #events: RestoreEvents;
   readonly #include: ((snapshotPath: string) => boolean) | null;
   readonly #asRoot = process.getuid?.() === 0;
-  /** dev:inode of hard-linked files in the snapshot → where the first was restored. */
-  readonly #links = new Map<string, Buffer>();
+  /**
+   * dev:inode of hard-linked files in the snapshot → where the first was restored (null
+   * when it failed), once it is done.
+   */
+  readonly #links = new Map<string, Promise<Buffer | null>>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #pool: SealPool | null = null;
   readonly #symlinks: { at: Buffer; node: TreeNode; shown: string }[] = [];
   readonly #dirMeta: { at: Buffer; node: TreeNode }[] = [];
   readonly counters: RestoreCounters = {
@@ -77,11 +90,20 @@ export class Restorer {
     const st = await fs.stat(target);
     if (!st.isDirectory()) throw new UserError(`--target ${target} is not a directory`);
     const base = Buffer.from(target);
-    if (node.type === "dir") {
-      await this.restoreDirContents(node, names, base, this.matchesAncestor(names));
-    } else {
-      const name = names.at(-1) ?? rawName(node);
-      await this.restoreNode(node, names, joinPath(base, name), true);
+    const repo = this.#store.repo;
+    this.#pool = SealPool.start(repo.id, repo.current, Math.min(3, availableParallelism() - 1));
+    try {
+      if (node.type === "dir") {
+        await this.restoreDirContents(node, names, base, this.matchesAncestor(names));
+      } else {
+        const name = names.at(-1) ?? rawName(node);
+        await this.restoreNode(node, names, joinPath(base, name), true);
+      }
+      await Promise.all(this.#inFlight);
+    } finally {
+      await Promise.allSettled(this.#inFlight);
+      await this.#pool?.close();
+      this.#pool = null;
     }
     for (const l of this.#symlinks) await this.makeSymlink(l.at, l.node, l.shown);
     // Directory times last, children before parents, so writing inside does not move them.
@@ -144,7 +166,7 @@ export class Restorer {
     try {
       switch (node.type) {
         case "file":
-          await this.restoreFile(node, at, shown);
+          await this.scheduleFile(node, at, shown);
           return true;
         case "symlink":
           this.#symlinks.push({ at, node, shown });
@@ -187,20 +209,44 @@ export class Restorer {
   }
 
   /**
+   * Starts restoring a file once fewer than maxFilesInFlight are in flight; its errors are
+   * reported through fail(). A further hard link to a file waits for the first and links
+   * to it (or, if the first failed, is restored in full).
+   */
+  private async scheduleFile(node: TreeNode, at: Buffer, shown: string): Promise<void> {
+    const linkKey =
+      (node.links ?? 1) > 1 && node.inode !== undefined ? `${node.dev}:${node.inode}` : null;
+    const first = linkKey !== null ? this.#links.get(linkKey) : undefined;
+    let settle: (restoredAt: Buffer | null) => void = () => {};
+    if (linkKey !== null && first === undefined) {
+      this.#links.set(linkKey, new Promise((resolve) => (settle = resolve)));
+    }
+    while (this.#inFlight.size >= maxFilesInFlight) await Promise.race(this.#inFlight);
+    const job = (async () => {
+      try {
+        const linkTo = first !== undefined ? await first : null;
+        if (linkTo !== null) {
+          await this.replaceWith(at, () => fs.link(linkTo, at));
+          this.counters.files++;
+        } else {
+          await this.restoreFile(node, at, shown);
+        }
+        settle(at);
+      } catch (err) {
+        settle(null);
+        this.fail(shown, err);
+      }
+    })().finally(() => this.#inFlight.delete(job));
+    this.#inFlight.add(job);
+  }
+
+  /**
    * Writes a file under a fresh temp name (O_EXCL|O_NOFOLLOW: never through something an
    * attacker placed there) and renames it into place once every chunk has verified.
    * File I/O is synchronous: restores are many small operations on local files, where a
    * thread-pool round trip per call costs more than the call.
    */
   private async restoreFile(node: TreeNode, at: Buffer, shown: string): Promise<void> {
-    const linkKey =
-      (node.links ?? 1) > 1 && node.inode !== undefined ? `${node.dev}:${node.inode}` : null;
-    const first = linkKey !== null ? this.#links.get(linkKey) : undefined;
-    if (first !== undefined) {
-      await this.replaceWith(at, () => fs.link(first, at));
-      this.counters.files++;
-      return;
-    }
     const tmp = Buffer.concat([at, Buffer.from(`.coffer-tmp-${randomBytes(6).toString("hex")}`)]);
     const fd = openSync(
       tmp,
@@ -209,7 +255,7 @@ export class Restorer {
     );
     let size = 0;
     try {
-      for await (const chunk of fileChunks(this.#store, node.content ?? [])) {
+      for await (const chunk of fileChunks(this.#store, node.content ?? [], this.#pool)) {
         // All-zero chunks are left as holes: sparse files stay sparse.
         if (!isAllZero(chunk)) writeAll(fd, chunk, size);
         size += chunk.length;
@@ -229,7 +275,6 @@ export class Restorer {
     }
     closeSync(fd);
     renameSync(tmp, at);
-    if (linkKey !== null) this.#links.set(linkKey, at);
     this.counters.files++;
     this.counters.bytes += size;
   }
