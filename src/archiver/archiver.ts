@@ -73,6 +73,11 @@ export class Archiver {
   readonly #events: ArchiverEvents;
   readonly #exclude: (absPath: string) => boolean;
   readonly #scratch: Buffer[] = [];
+  /**
+   * Small files are read one at a time into this buffer: the store copies what it keeps
+   * before save() returns, and a fresh buffer per file only churns the allocator.
+   */
+  #smallScratch: Buffer | undefined;
   readonly #largeFiles = pLimit(largeFilesInFlight);
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
@@ -302,24 +307,20 @@ export class Archiver {
     let data: Buffer;
     let after: BigIntStats;
     try {
-      const st = fstatSync(fd, { bigint: true });
-      // One byte more than expected, to notice a file that grew.
-      data = Buffer.allocUnsafe(st.isFile() ? Number(st.size) + 1 : 0);
+      // Room for a file that grew to twice the limit while we read it, and one byte more
+      // to notice that it grew further.
+      this.#smallScratch ??= Buffer.allocUnsafe(2 * smallFileLimit + 1);
+      const buf = this.#smallScratch;
       let got = 0;
-      for (;;) {
-        if (got === data.length) {
-          if (data.length === 0 || got >= smallFileLimit * 2) break;
-          const bigger = Buffer.allocUnsafe(data.length * 2);
-          data.copy(bigger);
-          data = bigger;
+      const st = fstatSync(fd, { bigint: true });
+      if (st.isFile()) {
+        for (let n = -1; n !== 0 && got < buf.length; got += n) {
+          n = readSync(fd, buf, got, buf.length - got, null);
         }
-        const n = readSync(fd, data, got, data.length - got, null);
-        if (n === 0) break;
-        got += n;
       }
-      data = data.subarray(0, got);
+      data = buf.subarray(0, got);
       after = fstatSync(fd, { bigint: true });
-      if (got >= smallFileLimit * 2 && after.size > BigInt(got)) {
+      if (got === buf.length) {
         // It grew past the small-file path while we read: read it as a large file.
         closeSync(fd);
         return this.readLargeFile(p);

@@ -49,7 +49,7 @@ export class BlobStore {
   readonly stats = { bytesAdded: 0, blobsAdded: 0 };
   #pool: SealPool | null | undefined;
   readonly #sealing = new Set<Promise<void>>();
-  readonly #batch = new SealBatch();
+  readonly #batch = new SealBatch(poolThreshold);
   /** Buffers of written packs, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
 

@@ -16,49 +16,59 @@ export interface BlobBatch {
 
 /**
  * Collects small blobs for the seal pool. One thread message per small blob would cost
- * more than sealing it, so small files' blobs travel a megabyte at a time.
+ * more than sealing it, so small files' blobs travel a megabyte at a time. Plaintexts are
+ * copied in as they are added: callers may reuse their buffers once add returns.
  */
 export class SealBatch {
-  #kinds: BlobKind[] = [];
-  #ids: Buffer[] = [];
-  #parts: Buffer[] = [];
+  /** Only blobs smaller than this are batched. */
+  readonly #maxBlob: number;
+  #batch: BlobBatch | null = null;
+  #count = 0;
   #bytes = 0;
 
+  constructor(maxBlob: number) {
+    this.#maxBlob = maxBlob;
+  }
+
   get size(): number {
-    return this.#kinds.length;
+    return this.#count;
   }
 
   get full(): boolean {
-    return this.#bytes >= batchBytes || this.#kinds.length >= batchBlobs;
+    return this.#bytes >= batchBytes || this.#count >= batchBlobs;
   }
 
   add(kind: BlobKind, id: Buffer, plaintext: Buffer): void {
-    this.#kinds.push(kind);
-    this.#ids.push(id);
-    this.#parts.push(plaintext);
+    if (plaintext.length >= this.#maxBlob)
+      throw new Error("seal-batch: internal error: blob too large");
+    this.#batch ??= {
+      kinds: new Uint8Array(batchBlobs),
+      ids: new Uint8Array(batchBlobs * 32),
+      data: new Uint8Array(batchBytes + this.#maxBlob),
+      lengths: new Uint32Array(batchBlobs),
+    };
+    const b = this.#batch;
+    b.kinds[this.#count] = kind;
+    b.ids.set(id, this.#count * 32);
+    b.data.set(plaintext, this.#bytes);
+    b.lengths[this.#count] = plaintext.length;
+    this.#count++;
     this.#bytes += plaintext.length;
   }
 
-  /** The batch's blobs in fresh buffers (safe to transfer); the batch is empty after. */
+  /** The batch, trimmed to its blobs (data keeps its whole buffer, to be transferred). */
   take(): BlobBatch {
-    const n = this.#kinds.length;
+    const b = this.#batch;
+    if (b === null) throw new Error("seal-batch: internal error: empty batch");
+    const n = this.#count;
     const batch: BlobBatch = {
-      kinds: Uint8Array.from(this.#kinds),
-      ids: new Uint8Array(n * 32),
-      data: new Uint8Array(this.#bytes),
-      lengths: new Uint32Array(n),
+      kinds: b.kinds.slice(0, n),
+      ids: b.ids.slice(0, n * 32),
+      data: b.data,
+      lengths: b.lengths.slice(0, n),
     };
-    let offset = 0;
-    for (let i = 0; i < n; i++) {
-      const part = this.#parts[i] as Buffer;
-      batch.ids.set(this.#ids[i] as Buffer, i * 32);
-      batch.data.set(part, offset);
-      batch.lengths[i] = part.length;
-      offset += part.length;
-    }
-    this.#kinds = [];
-    this.#ids = [];
-    this.#parts = [];
+    this.#batch = null;
+    this.#count = 0;
     this.#bytes = 0;
     return batch;
   }
