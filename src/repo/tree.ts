@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { IntegrityError } from "../errors.js";
 
 // A tree blob is one directory: JSON {"nodes": [...]}, nodes sorted by name bytes
@@ -34,8 +35,9 @@ export interface Tree {
   nodes: TreeNode[];
 }
 
+/** Valid UTF-8 is exactly what decodes and re-encodes to the same bytes. */
 function isUtf8RoundTrip(b: Buffer): boolean {
-  return Buffer.from(b.toString("utf8"), "utf8").equals(b);
+  return isUtf8(b);
 }
 
 /** Fields for a raw name: `name` when UTF-8, `nameB64` otherwise. */

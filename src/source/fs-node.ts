@@ -1,6 +1,6 @@
+import { isUtf8 } from "node:buffer";
 import type { BigIntStats } from "node:fs";
 import type { NodeType, TreeNode } from "../repo/tree.js";
-import { nameFields } from "../repo/tree.js";
 
 export function nodeType(st: BigIntStats): NodeType | null {
   if (st.isFile()) return "file";
@@ -15,15 +15,18 @@ export function nodeType(st: BigIntStats): NodeType | null {
 
 /** The metadata part of a tree node, from lstat with bigint (nanosecond) times. */
 export function metadataNode(name: Buffer, type: NodeType, st: BigIntStats): TreeNode {
-  const node: TreeNode = {
-    ...nameFields(name),
-    type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    mtime: st.mtimeNs.toString(),
-    ctime: st.ctimeNs.toString(),
-  };
+  // Two literals rather than a spread of nameFields(): V8 builds spread objects on a slow
+  // path (20 µs a node, most of an unchanged re-run). The key order, hence the tree's
+  // bytes and id, is the same either way.
+  const text = name.toString("utf8");
+  const mode = Number(st.mode & 0o7777n);
+  const uid = Number(st.uid);
+  const gid = Number(st.gid);
+  const mtime = st.mtimeNs.toString();
+  const ctime = st.ctimeNs.toString();
+  const node: TreeNode = isUtf8(name)
+    ? { name: text, type, mode, uid, gid, mtime, ctime }
+    : { name: text, nameB64: name.toString("base64"), type, mode, uid, gid, mtime, ctime };
   if (type === "file") {
     node.size = Number(st.size);
     node.dev = st.dev.toString();
