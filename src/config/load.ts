@@ -139,8 +139,7 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], data: unknown): Problem
         out.push({
           keyPath,
           message:
-            v === undefined
-v === undefined ? `missing: ${expected}` : `${expected}, got ${describeValue(v)}`,
+            v === undefined ? `missing: ${expected}` : `${expected}, got ${describeValue(v)}`,
         });
         break;
       }
