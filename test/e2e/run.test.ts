@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promis
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseMetrics } from "../../src/ops/metrics.js";
-import { coffer, initRepo, testPassphrase, useTempDir } from "../helpers.js";
+import { coffer, initRepo, repoRoot, testPassphrase, useTempDir } from "../helpers.js";
 import { cli, hasCommand } from "./e2e-helpers.js";
 
 // `coffer run` through the built CLI: a job from a config file with hooks, retention,
@@ -201,7 +201,7 @@ describe("coffer run", () => {
     ]);
   });
 
-  it("--json prints one event per line: start, steps, job, summary; --quiet prints nothing on success", async () => {
+  it("--json prints one event per line: start, steps, job, summary; --quiet prints nothing on success; the sample crontab and service commands run", async () => {
     const d = path.join(dir, "json");
     await mkdir(d);
     const s = await setUp(
@@ -246,6 +246,25 @@ describe("coffer run", () => {
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stdout).toBe("");
     expect(quiet.stderr).toBe("");
+
+    // The commands of the sample crontab and systemd service, with the config from
+    // COFFER_CONFIG instead of /etc/coffer: their options must stay valid.
+    const samples = path.join(repoRoot, "samples/config");
+    const cronLine = (await readFile(path.join(samples, "crontab"), "utf8"))
+      .split("\n")
+      .find((l) => /^\d/.test(l)) as string;
+    const execStart = (await readFile(path.join(samples, "coffer.service"), "utf8"))
+      .split("\n")
+      .find((l) => l.startsWith("ExecStart=")) as string;
+    for (const line of [cronLine, execStart]) {
+      const argv = line.slice(line.indexOf("/usr/local/bin/coffer ")).split(" ").slice(1);
+      const r = await coffer(argv, {
+        env: { COFFER_CONFIG: s.config, COFFER_PASSPHRASE: undefined },
+      });
+      expect(r.code, `${line}\n${r.stderr}`).toBe(0);
+      if (argv.includes("--quiet")) expect(r.stdout + r.stderr).toBe("");
+      else expect(r.stdout).toMatch(/^files: ok \(exit 0\)/m);
+    }
   });
 
   it("a passphrase from passphrase_env opens the repository and never reaches hooks", async () => {
