@@ -33,7 +33,8 @@ export const exitCodeHelp = `Exit codes:
   10  repository not found
   11  repository is locked by another process
   12  wrong passphrase or key
-  20  integrity error: stored data is damaged, missing or forged`;
+  20  integrity error: stored data is damaged, missing or forged
+coffer run exits with the worst code of its steps and jobs: 20 > 12 > 11 > 10 > 1 > 3 > 0`;
 
 /**
  * The order `coffer run` combines the codes of its steps and jobs in, worst first: damaged
