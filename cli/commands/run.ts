@@ -23,6 +23,8 @@ interface RunArgs {
   "metrics-file"?: string;
   "retry-lock"?: number;
   repo?: string;
+  "passphrase-file"?: string;
+  identity?: string[];
   json?: boolean;
   quiet?: boolean;
 }
@@ -46,8 +48,10 @@ export const runCommand = {
         describe: "write a Prometheus text file (or metrics_file:), for node_exporter",
       }),
   handler: async (args: RunArgs) => {
-    if (args.repo !== undefined) {
-      throw new UserError("coffer run takes its repositories from the config file, not --repo");
+    if (args.repo !== undefined || args["passphrase-file"] !== undefined || args.identity) {
+      throw new UserError(
+        "coffer run takes repositories and keys from the config file, not --repo, --passphrase-file or --identity",
+      );
     }
     const file = await findConfigFile(args.config);
     const loaded = await loadConfig(file, { warn });

@@ -76,7 +76,7 @@ export function renderMetrics(series: Series): string {
 }
 
 /** The previous file's series updated with this run's jobs; other jobs' series are kept. */
-export function mergeMetrics(previous: Series, jobs: readonly JobMetrics[], now: number): Series {
+export function mergeMetrics(previous: Series, jobs: readonly JobMetrics[]): Series {
   const out: Series = new Map([...previous].map(([k, v]) => [k, new Map(v)]));
   const set = (name: string, l: string, v: number) => {
     const m = out.get(name) ?? new Map<string, number>();
@@ -85,7 +85,8 @@ export function mergeMetrics(previous: Series, jobs: readonly JobMetrics[], now:
   };
   for (const j of jobs) {
     const l = labels(j.job, j.repository);
-    if (j.success) set("coffer_last_success_timestamp_seconds", l, Math.round(now));
+    const finished = Math.round(j.startedAt + j.durationSeconds);
+    if (j.success) set("coffer_last_success_timestamp_seconds", l, finished);
     set("coffer_last_run_timestamp_seconds", l, Math.round(j.startedAt));
     set("coffer_last_exit_code", l, j.exitCode);
     set("coffer_duration_seconds", l, Math.round(j.durationSeconds * 1000) / 1000);
@@ -98,18 +99,14 @@ export function mergeMetrics(previous: Series, jobs: readonly JobMetrics[], now:
 }
 
 /** Updates the metrics file atomically (temp file + fsync + rename), mode 0644. */
-export async function writeMetricsFile(
-  file: string,
-  jobs: readonly JobMetrics[],
-  now = Date.now() / 1000,
-): Promise<void> {
+export async function writeMetricsFile(file: string, jobs: readonly JobMetrics[]): Promise<void> {
   let previous = "";
   try {
     previous = await readFile(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const text = renderMetrics(mergeMetrics(parseMetrics(previous), jobs, now));
+  const text = renderMetrics(mergeMetrics(parseMetrics(previous), jobs));
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fh = await open(tmp, "w", 0o644);
   try {

@@ -46,23 +46,21 @@ describe("metrics file", () => {
 
   it("writes every series, keeps last success when a run fails, keeps other jobs' series", async () => {
     const file = path.join(dir, "coffer.prom");
-    await writeMetricsFile(file, [job({}), job({ job: 'we"ird\\name', files: 3 })], 1_800_000_100);
+    await writeMetricsFile(file, [job({}), job({ job: 'we"ird\\name', files: 3 })]);
     const first = await readFile(file, "utf8");
     expect(first).toContain(
-      'coffer_last_success_timestamp_seconds{job="files",repository="local"} 1800000100\n',
+      'coffer_last_success_timestamp_seconds{job="files",repository="local"} 1800000013\n',
     );
     expect(first).toContain('coffer_files{job="we\\"ird\\\\name",repository="local"} 3\n');
     expect(first).toContain("# TYPE coffer_duration_seconds gauge\n");
     expect((await stat(file)).mode & 0o777).toBe(0o644);
 
-    await writeMetricsFile(
-      file,
-      [job({ exitCode: 11, success: false, startedAt: 1_800_086_400, files: 0 })],
-      1_800_086_500,
-    );
+    await writeMetricsFile(file, [
+      job({ exitCode: 11, success: false, startedAt: 1_800_086_400, files: 0 }),
+    ]);
     const m = parseMetrics(await readFile(file, "utf8"));
     const l = 'job="files",repository="local"';
-    expect(m.get("coffer_last_success_timestamp_seconds")?.get(l)).toBe(1_800_000_100);
+    expect(m.get("coffer_last_success_timestamp_seconds")?.get(l)).toBe(1_800_000_013);
     expect(m.get("coffer_last_run_timestamp_seconds")?.get(l)).toBe(1_800_086_400);
     expect(m.get("coffer_last_exit_code")?.get(l)).toBe(11);
     expect(m.get("coffer_files")?.get(l)).toBe(0);
