@@ -222,7 +222,10 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
     const base = { ...repoArgs(repoConfig, ctx), opened, quiet: true, json: false };
     const host = job.host ?? hostname();
     const savedPaths: string[][] = [];
+    // A step that waited out retry_lock in vain: the later steps would wait as long again.
+    let locked = false;
     for (const source of job.sources) {
+      if (locked) break;
       const backupStarted = Date.now();
       const scan = new AbortController();
       let totals: { files: number; bytes: number; done: boolean } | undefined;
@@ -231,7 +234,7 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
           totals = t;
         });
       }
-      await step("backup", async () => {
+      const b = await step("backup", async () => {
         let saved: {
           id: string;
           paths: string[];
@@ -288,10 +291,11 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
           detail: { snapshot: s.id, ...summary },
         };
       });
+      locked = b.exitCode === ExitCode.locked;
     }
 
     let forgetOk = true;
-    if (job.retention !== undefined && savedPaths.length > 0) {
+    if (job.retention !== undefined && savedPaths.length > 0 && !locked) {
       const r = job.retention;
       const f = await step("forget", async () => {
         let removed = 0;
@@ -324,9 +328,10 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
         };
       });
       forgetOk = f.exitCode === 0;
+      locked = f.exitCode === ExitCode.locked;
     }
 
-    if (job.prune !== undefined && savedPaths.length > 0 && forgetOk) {
+    if (job.prune !== undefined && savedPaths.length > 0 && forgetOk && !locked) {
       const maxUnused = job.prune.max_unused ?? 5;
       await step("prune", async () => {
         let message = "";
@@ -345,7 +350,7 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
       });
     }
 
-    if (job.verify !== undefined) {
+    if (job.verify !== undefined && !locked) {
       const subset = job.verify.read_data_subset;
       await step("verify", async () => {
         let report: { errors: string[]; packsRead: number; packs: number } | null = null;

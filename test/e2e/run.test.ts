@@ -3,7 +3,8 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promis
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseMetrics } from "../../src/ops/metrics.js";
-import { coffer, initRepo, repoRoot, testPassphrase, useTempDir } from "../helpers.js";
+import { Lock } from "../../src/repo/lock.js";
+import { coffer, initRepo, openStore, repoRoot, testPassphrase, useTempDir } from "../helpers.js";
 import { cli, hasCommand } from "./e2e-helpers.js";
 
 // `coffer run` through the built CLI: a job from a config file with hooks, retention,
@@ -304,6 +305,38 @@ describe("coffer run", () => {
       env: { BACKUP_PASS: "not the passphrase" },
     });
     expect(wrong.code).toBe(12);
+  });
+
+  it("a repository locked by another process: exit 11, in the metrics and for the after-hook", async () => {
+    const d = path.join(dir, "locked");
+    await mkdir(d);
+    const s = await setUp(
+      d,
+      `  files:
+    repository: local
+    sources:
+      - paths: [${path.join(d, "src")}]
+    verify: {read_data_subset: "10%"}
+    hooks:
+      after:
+        - [sh, -c, 'echo "$COFFER_JOB_STATUS $COFFER_JOB_EXIT_CODE" > ${d}/after.txt']
+`,
+    );
+    const store = await openStore(s.repo);
+    const lock = await Lock.acquire(store.repo, true);
+    try {
+      const r = await run(["--config", s.config, "files"]);
+      expect(r.code, r.stderr).toBe(11);
+      expect(r.stderr).toMatch(/^coffer: files: backup: repository is locked: .*\(exit 11\)$/m);
+      // The verify would wait for the same lock: it is skipped.
+      expect(r.stderr).not.toContain("verify");
+    } finally {
+      await lock.release();
+    }
+    expect(await readFile(path.join(d, "after.txt"), "utf8")).toBe("failed 11\n");
+    const m = parseMetrics(await readFile(s.metrics, "utf8"));
+    expect(m.get("coffer_last_exit_code")?.get('job="files",repository="local"')).toBe(11);
+    expect(await snapshots(s.repo)).toHaveLength(0);
   });
 
   it("config errors name file, line and key, say what is expected, and exit 1", async () => {
