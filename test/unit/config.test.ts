@@ -1,4 +1,4 @@
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, findConfigFile, loadConfig } from "../../src/config/load.js";
@@ -165,6 +165,16 @@ jobs:
     await expect(
       findConfigFile(undefined, { XDG_CONFIG_HOME: path.join(dir, "none") }),
     ).rejects.toThrow(/no config file: give --config FILE, set COFFER_CONFIG, or create/);
+  });
+
+  it("the README's config example is valid", async () => {
+    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+    const block = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    const file = path.join(dir, "readme.yaml");
+    await writeFile(file, block as string, { mode: 0o600 });
+    const loaded = await loadConfig(file, { checkFiles: false });
+    expect(loaded.config.jobs.files?.sources).toHaveLength(3);
   });
 
   it("samples/config/coffer.yaml is valid (files it names are on the server, not here)", async () => {
