@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { LoadedConfig } from "../../src/config/load.js";
-import type { JobConfig, RepositoryConfig, SourceConfig } from "../../src/config/schema.js";
+import type { JobConfig, RepositoryConfig } from "../../src/config/schema.js";
 import { CofferError, UserError } from "../../src/errors.js";
 import { PassphraseProvider } from "../../src/kms/passphrase.js";
 import type { KeyUnwrapper } from "../../src/kms/provider.js";
@@ -8,18 +8,13 @@ import { runHook } from "../../src/ops/hooks.js";
 import type { RunLogger } from "../../src/ops/run-log.js";
 import type { Repository } from "../../src/repo/repository.js";
 import { Repository as RepositoryClass } from "../../src/repo/repository.js";
-import { excludeMatcher } from "../../src/source/exclude.js";
-import { scanTotals } from "../../src/source/scan.js";
-import { backupCommand } from "../commands/backup.js";
-import { forgetCommand } from "../commands/forget.js";
-import { pruneCommand } from "../commands/prune.js";
-import { verifyCommand } from "../commands/verify.js";
 import { ExitCode, exitCodeFor, worstExitCode } from "../exit-codes.js";
 import type { KeyArgs } from "../key-options.js";
 import { unwrappers } from "../key-options.js";
-import { formatBytes } from "../output.js";
 import type { RepoArgs } from "../session.js";
 import { backendFor } from "../session.js";
+import type { StepContext } from "./job-steps.js";
+import { backupStep, forgetStep, pruneStep, verifyStep } from "./job-steps.js";
 import type { JobResult, RunReporter, StepName, StepResult } from "./run-output.js";
 
 // One job of `coffer run`: before-hooks, a backup per source, forget and prune per its
@@ -107,26 +102,6 @@ function errorCode(err: unknown): { exitCode: number; message: string } {
   if (e?.code && typeof e.message === "string")
     return { exitCode: ExitCode.fatal, message: e.message };
   return { exitCode: ExitCode.fatal, message: `internal error: ${e?.message ?? String(err)}` };
-}
-
-/** The backup options a source maps to (database and command options by their CLI names). */
-function sourceArgs(s: SourceConfig): Record<string, unknown> {
-  if (s.paths !== undefined) return { paths: s.paths, exclude: s.exclude ?? [] };
-  return {
-    postgres: s.postgres,
-    mysql: s.mysql,
-    command: s.command,
-    "stdin-name": s.stdin_name,
-    "pg-format": s.pg_format,
-    "all-databases": s.all_databases,
-  };
-}
-
-function describeSource(s: SourceConfig): string {
-  if (s.paths) return s.paths.join(" ");
-  if (s.postgres) return "postgres";
-  if (s.mysql) return "mysql";
-  return s.command?.[0] ?? "command";
 }
 
 export async function runJob(name: string, job: JobConfig, ctx: RunContext): Promise<JobResult> {
@@ -219,167 +194,44 @@ export async function runJob(name: string, job: JobConfig, ctx: RunContext): Pro
   return result;
 
   async function runSteps(opened: Repository): Promise<void> {
-    const base = { ...repoArgs(repoConfig, ctx), opened, quiet: true, json: false };
-    const host = job.host ?? hostname();
+    const c: StepContext = {
+      job: name,
+      config: job,
+      host: job.host ?? hostname(),
+      base: { ...repoArgs(repoConfig, ctx), opened, quiet: true, json: false },
+      reporter: ctx.reporter,
+      log,
+      quiet: ctx.quiet,
+    };
     const savedPaths: string[][] = [];
-    // A step that waited out retry_lock in vain: the later steps would wait as long again.
-    let locked = false;
+    // A step that waited out retry_lock in vain ends the job: later steps would wait as long.
     for (const source of job.sources) {
-      if (locked) break;
-      const backupStarted = Date.now();
-      const scan = new AbortController();
-      let totals: { files: number; bytes: number; done: boolean } | undefined;
-      if (ctx.reporter.wantsTotals && source.paths) {
-        void scanTotals(source.paths, excludeMatcher(source.exclude ?? []), scan.signal, (t) => {
-          totals = t;
-        });
-      }
-      const b = await step("backup", async () => {
-        let saved: {
-          id: string;
-          paths: string[];
-          summary: JobResult["steps"][0]["detail"];
-        } | null = null;
-        const summary = { files: 0, dirs: 0, bytesRead: 0, bytesAdded: 0, errors: 0 };
-        try {
-          await backupCommand.handler({
-            ...base,
-            ...sourceArgs(source),
-            tag: job.tags ?? [],
-            host,
-            observer: {
-              onError: (p, m) => {
-                ctx.reporter.fileError(name, p, m);
-                log?.warn({ step: "backup", path: p }, m);
-              },
-              onWarning: (p, m) => {
-                if (!ctx.quiet) ctx.reporter.warning(name, p, m);
-                log?.warn({ step: "backup", path: p }, m);
-              },
-              onProgress: (p) =>
-                ctx.reporter.progress(name, {
-                  ...p,
-                  elapsedMs: Date.now() - backupStarted,
-                  totalFiles: totals?.files,
-                  totalBytes: totals?.bytes,
-                  totalsDone: totals?.done,
-                }),
-              onResult: (r) => {
-                saved = { id: r.id, paths: r.paths, summary: { ...r.summary } };
-                Object.assign(summary, r.summary);
-              },
-            },
-          });
-        } finally {
-          scan.abort();
-          ctx.reporter.progressDone(name);
-        }
-        const s = saved as { id: string; paths: string[] } | null;
-        if (s === null) throw new Error("backup ended without a snapshot");
-        savedPaths.push(s.paths);
-        result.snapshots.push(s.id);
-        result.files += summary.files;
-        result.bytesRead += summary.bytesRead;
-        result.bytesAdded += summary.bytesAdded;
-        result.errors += summary.errors;
-        return {
-          exitCode: summary.errors > 0 ? ExitCode.incomplete : 0,
-          message:
-            `${describeSource(source)}: ${summary.files} files, ${formatBytes(summary.bytesRead)} read, ` +
-            `${formatBytes(summary.bytesAdded)} added, snapshot ${s.id.slice(0, 8)}` +
-            (summary.errors > 0 ? `; ${summary.errors} unreadable (named above)` : ""),
-          detail: { snapshot: s.id, ...summary },
-        };
-      });
-      locked = b.exitCode === ExitCode.locked;
+      const b = await step("backup", () =>
+        backupStep(c, source, (saved) => {
+          savedPaths.push(saved.paths);
+          result.snapshots.push(saved.id);
+          result.files += saved.summary.files;
+          result.bytesRead += saved.summary.bytesRead;
+          result.bytesAdded += saved.summary.bytesAdded;
+          result.errors += saved.summary.errors;
+        }),
+      );
+      if (b.exitCode === ExitCode.locked) return;
     }
-
-    let forgetOk = true;
-    if (job.retention !== undefined && savedPaths.length > 0 && !locked) {
-      const r = job.retention;
-      const f = await step("forget", async () => {
-        let removed = 0;
-        let kept = 0;
-        await forgetCommand.handler({
-          ...base,
-          "keep-last": r.keep_last,
-          "keep-hourly": r.keep_hourly,
-          "keep-daily": r.keep_daily,
-          "keep-weekly": r.keep_weekly,
-          "keep-monthly": r.keep_monthly,
-          "keep-yearly": r.keep_yearly,
-          "keep-tag": r.keep_tag ?? [],
-          host,
-          tag: job.tags ?? [],
-          observer: {
-            onlyPaths: savedPaths,
-            onResult: (report) => {
-              for (const g of report.groups) {
-                kept += g.keep.length;
-                removed += g.remove.length;
-              }
-            },
-          },
-        });
-        return {
-          exitCode: 0,
-          message: `kept ${kept} snapshots, removed ${removed}`,
-          detail: { kept, removed },
-        };
-      });
-      forgetOk = f.exitCode === 0;
-      locked = f.exitCode === ExitCode.locked;
+    // Forget and prune only after a backup saved a snapshot, prune only after forget
+    // succeeded; the sampled verify in any case, unless a step found the repository locked.
+    let pruneAllowed = savedPaths.length > 0;
+    if (pruneAllowed && job.retention !== undefined) {
+      const f = await step("forget", () => forgetStep(c, savedPaths));
+      if (f.exitCode === ExitCode.locked) return;
+      pruneAllowed = f.exitCode === 0;
     }
-
-    if (job.prune !== undefined && savedPaths.length > 0 && forgetOk && !locked) {
-      const maxUnused = job.prune.max_unused ?? 5;
-      await step("prune", async () => {
-        let message = "";
-        let detail: Record<string, unknown> = {};
-        await pruneCommand.handler({
-          ...base,
-          "max-unused": maxUnused,
-          observer: {
-            onResult: (plan) => {
-              detail = { ...plan };
-              message = `${plan.packsDeleted + plan.unreferencedPacks} packs deleted, ${plan.packsRepacked} repacked, ${formatBytes(plan.bytesFreed)} freed`;
-            },
-          },
-        });
-        return { exitCode: 0, message, detail };
-      });
+    if (pruneAllowed && job.prune !== undefined) {
+      const p = await step("prune", () => pruneStep(c));
+      if (p.exitCode === ExitCode.locked) return;
     }
-
-    if (job.verify !== undefined && !locked) {
-      const subset = job.verify.read_data_subset;
-      await step("verify", async () => {
-        let report: { errors: string[]; packsRead: number; packs: number } | null = null;
-        await verifyCommand.handler({
-          ...base,
-          "read-data-subset": subset,
-          observer: {
-            onResult: (r) => {
-              report = r;
-            },
-          },
-        });
-        const r = report as { errors: string[]; packsRead: number; packs: number } | null;
-        if (r === null) throw new Error("verify ended without a report");
-        if (r.errors.length > 0) {
-          for (const e of r.errors) log?.error({ step: "verify" }, e);
-          return {
-            exitCode: ExitCode.integrity,
-            message: `${r.errors.length} problems: ${r.errors[0]}`,
-            detail: { errors: r.errors.length, packsRead: r.packsRead },
-          };
-        }
-        return {
-          exitCode: 0,
-          message: `read ${r.packsRead} of ${r.packs} packs (${subset}): no errors`,
-          detail: { packsRead: r.packsRead, packs: r.packs },
-        };
-      });
-    }
+    const subset = job.verify?.read_data_subset;
+    if (subset !== undefined) await step("verify", () => verifyStep(c, subset));
   }
 }
 
