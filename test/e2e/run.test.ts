@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -337,6 +338,52 @@ describe("coffer run", () => {
     const m = parseMetrics(await readFile(s.metrics, "utf8"));
     expect(m.get("coffer_last_exit_code")?.get('job="files",repository="local"')).toBe(11);
     expect(await snapshots(s.repo)).toHaveLength(0);
+  });
+
+  it("a damaged pack found by the sampled verify: exit 20, the worst of the run", async () => {
+    const d = path.join(dir, "damaged");
+    await mkdir(d);
+    const s = await setUp(
+      d,
+      `  files:
+    repository: local
+    sources:
+      - paths: [${path.join(d, "src")}]
+    verify: {read_data_subset: "100%"}
+  broken-hook:
+    repository: local
+    sources:
+      - paths: [${path.join(d, "src")}]
+    hooks:
+      before:
+        - ["false"]
+`,
+    );
+    await writeFile(path.join(s.src, "data.bin"), randomBytes(200_000));
+    const first = await run(["--config", s.config, "files"]);
+    expect(first.code, first.stderr).toBe(0);
+    // The largest pack holds data.bin's chunks; flip one byte in its middle.
+    const packs: { file: string; size: number }[] = [];
+    for (const sub of await readdir(path.join(s.repo, "data"))) {
+      for (const f of await readdir(path.join(s.repo, "data", sub))) {
+        const file = path.join(s.repo, "data", sub, f);
+        packs.push({ file, size: (await stat(file)).size });
+      }
+    }
+    const victim = packs.sort((a, b) => b.size - a.size)[0] as { file: string; size: number };
+    const bytes = await readFile(victim.file);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    await chmod(victim.file, 0o600);
+    await writeFile(victim.file, bytes);
+
+    const r = await run(["--config", s.config, "--all"]);
+    expect(r.code, r.stderr).toBe(20);
+    expect(r.stderr).toMatch(/^coffer: files: verify: \d+ problems: .*\(exit 20\)$/m);
+    expect(r.stderr).toMatch(/^coffer: broken-hook: before: hook failed/m);
+    const m = parseMetrics(await readFile(s.metrics, "utf8"));
+    expect(m.get("coffer_last_exit_code")?.get('job="files",repository="local"')).toBe(20);
+    expect(m.get("coffer_last_exit_code")?.get('job="broken-hook",repository="local"')).toBe(1);
   });
 
   it("config errors name file, line and key, say what is expected, and exit 1", async () => {
