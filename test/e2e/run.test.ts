@@ -308,6 +308,44 @@ describe("coffer run", () => {
     expect(wrong.code).toBe(12);
   });
 
+  it("a job's forget touches only its own snapshots: two jobs, two policies, one repository", async () => {
+    const d = path.join(dir, "scope");
+    await mkdir(d);
+    await mkdir(path.join(d, "other"), { recursive: true });
+    await writeFile(path.join(d, "other", "b.txt"), "b\n");
+    const s = await setUp(
+      d,
+      `  short:
+    repository: local
+    sources:
+      - paths: [${path.join(d, "src")}]
+    retention: {keep_last: 1}
+  long:
+    repository: local
+    sources:
+      - paths: [${path.join(d, "other")}]
+      - paths: [${path.join(d, "src")}, ${path.join(d, "other")}]
+    retention: {keep_last: 5}
+`,
+    );
+    for (let i = 0; i < 2; i++) {
+      const r = await run(["--config", s.config, "long", "short"]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const byPaths = new Map<string, number>();
+    for (const snap of JSON.parse(
+      (await coffer(["snapshots", "--repo", s.repo, "--json"])).stdout,
+    ) as { paths: string[] }[]) {
+      const key = snap.paths.join(" ");
+      byPaths.set(key, (byPaths.get(key) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(byPaths)).toEqual({
+      [s.src]: 1,
+      [path.join(d, "other")]: 2,
+      [`${s.src} ${path.join(d, "other")}`]: 2,
+    });
+  });
+
   it("a repository locked by another process: exit 11, in the metrics and for the after-hook", async () => {
     const d = path.join(dir, "locked");
     await mkdir(d);
