@@ -33,4 +33,28 @@ export const exitCodeHelp = `Exit codes:
   10  repository not found
   11  repository is locked by another process
   12  wrong passphrase or key
-  20  integrity error: stored data is damaged, missing or forged`;
+  20  integrity error: stored data is damaged, missing or forged
+coffer run exits with the worst code of its steps and jobs: 20 > 12 > 11 > 10 > 1 > 3 > 0`;
+
+/**
+ * The order `coffer run` combines the codes of its steps and jobs in, worst first: damaged
+ * data outranks everything, then what stops every later run (a wrong key, a lock held
+ * too long, a missing repository), then other failures, then a partial backup.
+ */
+const severity: readonly number[] = [
+  ExitCode.integrity,
+  ExitCode.key,
+  ExitCode.locked,
+  ExitCode.repoNotFound,
+  ExitCode.fatal,
+  ExitCode.incomplete,
+  ExitCode.ok,
+];
+
+export function worstExitCode(codes: readonly number[]): number {
+  const rank = (c: number) => {
+    const i = severity.indexOf(c);
+    return i === -1 ? severity.indexOf(ExitCode.fatal) : i;
+  };
+  return codes.reduce((worst, c) => (rank(c) < rank(worst) ? c : worst), ExitCode.ok as number);
+}

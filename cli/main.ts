@@ -9,6 +9,7 @@ import { initCommand } from "./commands/init.js";
 import { lsCommand } from "./commands/ls.js";
 import { pruneCommand } from "./commands/prune.js";
 import { restoreCommand } from "./commands/restore.js";
+import { runCommand } from "./commands/run.js";
 import { snapshotsCommand } from "./commands/snapshots.js";
 import { unlockCommand } from "./commands/unlock.js";
 import { verifyCommand } from "./commands/verify.js";
@@ -40,6 +41,7 @@ const commands = [
   forgetCommand,
   pruneCommand,
   unlockCommand,
+  runCommand,
 ];
 
 async function main(): Promise<void> {
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     .demandCommand(1, "give a command: see coffer --help")
     .strict()
     .epilogue(
-      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE\n\n${exitCodeHelp}`,
+      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE, COFFER_CONFIG\n\n${exitCodeHelp}`,
     )
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg, err) => {

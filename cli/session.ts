@@ -10,6 +10,8 @@ export interface RepoArgs extends KeyArgs {
   repo?: string;
   /** Seconds to keep trying when the repository is locked (cron jobs that collide). */
   "retry-lock"?: number;
+  /** A repository already open (`coffer run` opens each once for all of a job's steps). */
+  opened?: Repository;
 }
 
 /** Takes the lock, retrying for up to retrySeconds with growing pauses (1 s to 30 s). */
@@ -72,7 +74,7 @@ export async function withRepository<T>(
   mode: { exclusive: boolean; loadIndex: boolean },
   fn: (store: BlobStore) => Promise<T>,
 ): Promise<T> {
-  const repo = await openRepository(args);
+  const repo = args.opened ?? (await openRepository(args));
   const lock = await acquireLock(repo, mode.exclusive, args["retry-lock"] ?? 0);
   const release = () => lock.release();
   cleanups.add(release);

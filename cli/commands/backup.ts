@@ -1,11 +1,12 @@
 import { lstat } from "node:fs/promises";
 import { hostname, userInfo } from "node:os";
 import type { Argv } from "yargs";
+import type { ArchiverEvents } from "../../src/archiver/archiver.js";
 import { Archiver, absolutePaths } from "../../src/archiver/archiver.js";
 import { streamReader } from "../../src/chunker/chunk-reader.js";
 import { UserError } from "../../src/errors.js";
 import type { Repository } from "../../src/repo/repository.js";
-import type { Snapshot, SnapshotWithId } from "../../src/repo/snapshot.js";
+import type { BackupSummary, Snapshot, SnapshotWithId } from "../../src/repo/snapshot.js";
 import { listSnapshots, resolveSnapshot, saveSnapshot } from "../../src/repo/snapshots.js";
 import { excludeMatcher } from "../../src/source/exclude.js";
 import { ExitCode } from "../exit-codes.js";
@@ -13,7 +14,16 @@ import { formatBytes, printJson, shownPath, warn } from "../output.js";
 import type { RepoArgs } from "../session.js";
 import { withRepository } from "../session.js";
 
-interface BackupArgs extends RepoArgs {
+/**
+ * How `coffer run` reuses this handler in-process: it receives the archiver's events and
+ * the result, and the handler prints nothing of its own.
+ */
+export interface BackupObserver
+  extends Pick<ArchiverEvents, "onError" | "onWarning" | "onProgress"> {
+  onResult(result: { id: string; paths: string[]; summary: BackupSummary }): void;
+}
+
+export interface BackupArgs extends RepoArgs {
   paths?: string[];
   exclude?: string[];
   tag?: string[];
@@ -24,6 +34,7 @@ interface BackupArgs extends RepoArgs {
   "stdin-name"?: string;
   json?: boolean;
   quiet?: boolean;
+  observer?: BackupObserver;
 }
 
 export const backupCommand = {
@@ -84,7 +95,7 @@ export const backupCommand = {
         const archiver = new Archiver(
           store,
           store.repo.chunker(),
-          {
+          args.observer ?? {
             onError: (p, m) => warn(`error: ${shownPath(p)}: ${m}`),
             onWarning: (p, m) => {
               if (!args.quiet) warn(`warning: ${shownPath(p)}: ${m}`);
@@ -114,9 +125,10 @@ export const backupCommand = {
           summary: { ...archiver.counters, ...store.stats, durationMs: Date.now() - started },
         };
         const id = await saveSnapshot(store.repo, snapshot);
-        return { id, summary: snapshot.summary };
+        return { id, paths: snapshot.paths, summary: snapshot.summary };
       },
     );
+    if (args.observer) return args.observer.onResult(result);
 
     const s = result.summary;
     if (args.json) {

@@ -8,7 +8,21 @@ import { printJson } from "../output.js";
 import type { RepoArgs } from "../session.js";
 import { withRepository } from "../session.js";
 
-interface ForgetArgs extends RepoArgs {
+export interface ForgetGroupReport {
+  hostname: string;
+  paths: string[];
+  keep: { id: string; time: string; reasons: string[] }[];
+  remove: { id: string; time: string }[];
+}
+
+/** How `coffer run` reuses this handler in-process: it gets the report, nothing is printed. */
+export interface ForgetObserver {
+  /** Only the groups whose paths are exactly one of these (the job's own snapshots). */
+  onlyPaths?: string[][];
+  onResult(report: { dryRun: boolean; groups: ForgetGroupReport[] }): void;
+}
+
+export interface ForgetArgs extends RepoArgs {
   "keep-last"?: number;
   "keep-hourly"?: number;
   "keep-daily"?: number;
@@ -21,6 +35,7 @@ interface ForgetArgs extends RepoArgs {
   "dry-run"?: boolean;
   json?: boolean;
   quiet?: boolean;
+  observer?: ForgetObserver;
 }
 
 const counts = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
@@ -76,11 +91,13 @@ export const forgetCommand = {
           (args.tag ?? []).every((t) => s.tags.includes(t)),
       );
       const groups = new Map<string, SnapshotWithId[]>();
+      const only = args.observer?.onlyPaths?.map((p) => JSON.stringify([...p].sort()));
       for (const s of all) {
+        if (only && !only.includes(JSON.stringify([...s.paths].sort()))) continue;
         const key = JSON.stringify([s.hostname, [...s.paths].sort()]);
         groups.set(key, [...(groups.get(key) ?? []), s]);
       }
-      const report = [];
+      const report: ForgetGroupReport[] = [];
       for (const [key, snaps] of groups) {
         const [hostname, paths] = JSON.parse(key) as [string, string[]];
         const d = applyPolicy(snaps, policy);
@@ -99,6 +116,8 @@ export const forgetCommand = {
             await store.repo.backend.remove({ type: "snapshot", name: s.id });
         }
       }
+      if (args.observer)
+        return args.observer.onResult({ dryRun: args["dry-run"] === true, groups: report });
       if (args.json) {
         printJson({ dryRun: args["dry-run"] === true, groups: report });
         return;

@@ -1,5 +1,6 @@
 import type { Argv } from "yargs";
 import { UserError } from "../../src/errors.js";
+import type { PrunePlan } from "../../src/repo/prune.js";
 import { prune } from "../../src/repo/prune.js";
 import { formatBytes, printJson } from "../output.js";
 import type { RepoArgs } from "../session.js";
@@ -20,7 +21,14 @@ export const pruneCommand = {
         describe: "repack a pack when more than this percent of it is unused",
       }),
   handler: async (
-    args: RepoArgs & { "dry-run"?: boolean; "max-unused": number; json?: boolean; quiet?: boolean },
+    args: RepoArgs & {
+      "dry-run"?: boolean;
+      "max-unused": number;
+      json?: boolean;
+      quiet?: boolean;
+      /** `coffer run` reuses this handler in-process: it gets the plan, nothing is printed. */
+      observer?: { onResult(plan: PrunePlan): void };
+    },
   ) => {
     const maxUnused = args["max-unused"];
     if (!(maxUnused >= 0 && maxUnused <= 100))
@@ -28,7 +36,8 @@ export const pruneCommand = {
     const plan = await withRepository(args, { exclusive: true, loadIndex: true }, (store) =>
       prune(store, { dryRun: args["dry-run"] === true, maxUnusedPercent: maxUnused }),
     );
-    if (args.json) printJson({ dryRun: args["dry-run"] === true, ...plan });
+    if (args.observer) args.observer.onResult(plan);
+    else if (args.json) printJson({ dryRun: args["dry-run"] === true, ...plan });
     else if (!args.quiet) {
       const verb = args["dry-run"] ? "would free" : "freed";
       process.stdout.write(

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import type { CheckReport } from "../../src/checker/checker.js";
 import { checkRepository } from "../../src/checker/checker.js";
 import { parseSubset } from "../../src/checker/subset.js";
 import { IntegrityError } from "../../src/errors.js";
@@ -22,6 +23,8 @@ export const verifyCommand = {
       "read-data-subset"?: string;
       json?: boolean;
       quiet?: boolean;
+      /** `coffer run` reuses this handler in-process: it gets the report, nothing is printed. */
+      observer?: { onResult(report: CheckReport): void };
     },
   ) => {
     const subsetSpec = args["read-data-subset"];
@@ -30,6 +33,7 @@ export const verifyCommand = {
     const report = await withRepository(args, { exclusive: false, loadIndex: false }, (store) =>
       checkRepository(store, { readData, packSubset }),
     );
+    if (args.observer) return args.observer.onResult(report);
     if (args.json) printJson(report);
     else {
       for (const e of report.errors) process.stderr.write(`error: ${e}\n`);

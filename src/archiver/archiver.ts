@@ -41,6 +41,8 @@ export interface ArchiverEvents {
   /** Something the user should know that does not make the snapshot incomplete. */
   onWarning(path: string, message: string): void;
   onFile?(path: string, bytes: number): void;
+  /** Work done so far, at most every 250 ms: bytes read plus the size of unchanged files. */
+  onProgress?(done: { files: number; bytes: number; errors: number }): void;
 }
 
 export interface ArchiverOptions {
@@ -82,6 +84,8 @@ export class Archiver {
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
   #lastYield = Date.now();
+  #lastProgress = 0;
+  #bytesDone = 0;
   /** What the walk saw; bytesAdded and blobsAdded are the store's (see BlobStore.stats). */
   readonly counters: BackupSummary = emptySummary();
 
@@ -202,6 +206,7 @@ export class Archiver {
         const cached = unchangedContent(this.#store, node, parent.get(name));
         if (cached !== null) {
           node.content = cached;
+          this.#bytesDone += Number(st.size);
           this.counters.files++;
           this.counters.unchangedFiles++;
           return done(node);
@@ -232,6 +237,7 @@ export class Archiver {
   private async yieldToEventLoop(): Promise<void> {
     const now = Date.now();
     if (now - this.#lastYield < 20) return;
+    this.reportProgress(now);
     this.#lastYield = now;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
@@ -372,7 +378,16 @@ export class Archiver {
     return { content, size };
   }
 
+  private reportProgress(now: number): void {
+    if (this.#events.onProgress === undefined || now - this.#lastProgress < 250) return;
+    this.#lastProgress = now;
+    const { files, errors } = this.counters;
+    this.#events.onProgress({ files, bytes: this.#bytesDone, errors });
+  }
+
   private saveChunk(chunk: Buffer): Promise<string> {
+    this.#bytesDone += chunk.length;
+    this.reportProgress(Date.now());
     return this.#store.save(ObjectKind.data, chunk);
   }
 

@@ -2,6 +2,10 @@
 // a policy"): snapshots are taken newest first; keep-last keeps the n newest; each
 // keep-<period> keeps the newest snapshot of each of the last n periods that have one;
 // keep-tag keeps every snapshot carrying the tag. A snapshot any rule keeps is kept.
+// When a keep-<period> rule still has periods left at the oldest snapshot of the group,
+// that snapshot is kept too (restic 0.17: "if there are not enough snapshots to keep one
+// for each duration related --keep option, the oldest snapshot in the group is kept
+// additionally"), so a young history keeps its first snapshot.
 // Periods are calendar periods in UTC; weeks are ISO weeks.
 
 export interface RetentionPolicy {
@@ -76,7 +80,8 @@ export function applyPolicy<T extends Dated>(
   };
   const lastBucket = new Map<Period, string>();
   const decision: RetentionDecision<T> = { keep: [], remove: [] };
-  for (const s of newestFirst) {
+  for (const [i, s] of newestFirst.entries()) {
+    const oldest = i === newestFirst.length - 1;
     const reasons: string[] = [];
     if (left.last > 0) {
       left.last--;
@@ -86,7 +91,10 @@ export function applyPolicy<T extends Dated>(
     for (const p of periods) {
       if (left[p] <= 0) continue;
       const b = bucket(p, d);
-      if (lastBucket.get(p) === b) continue;
+      if (lastBucket.get(p) === b) {
+        if (oldest) reasons.push(`${p} (oldest)`);
+        continue;
+      }
       lastBucket.set(p, b);
       left[p]--;
       reasons.push(p);

@@ -34,10 +34,11 @@ describe("samples/nightly/coffer-nightly.sh", () => {
     await writeFile(path.join(src, "b.txt"), "b\n");
     const second = run();
     expect(second.status, second.stderr).toBe(0);
-    // keep-daily keeps the newest snapshot of today: the second run's.
+    // keep-daily 7 keeps the newest snapshot of today (the second run's) and, with days
+    // left over, the oldest one too (restic's rule for a young history).
     const snaps = JSON.parse((await coffer(["snapshots", "--repo", repo, "--json"])).stdout);
-    expect(snaps).toHaveLength(1);
-    expect(snaps[0].tags).toEqual(["nightly"]);
+    expect(snaps).toHaveLength(2);
+    expect(snaps.map((s: { tags: string[] }) => s.tags)).toEqual([["nightly"], ["nightly"]]);
     const files = (await coffer(["ls", "--repo", repo, "latest", src])).stdout;
     expect(files).toContain("b.txt");
     expect(files).not.toContain("x.tmp");
