@@ -1,35 +1,56 @@
-// A real S3-compatible server for tests: s3rver (npm) on a random loopback port, storing
-// into a temp directory, with the buckets the test asks for.
+// A real S3-compatible server for tests: s3rver (npm) as a child process on a random
+// loopback port, storing into a temp directory, with the buckets the test asks for.
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import S3rver from "s3rver";
+import { fileURLToPath } from "node:url";
+
+const mainScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "s3rver-main.mjs");
 
 export interface S3TestServer {
   /** http://127.0.0.1:PORT */
   endpoint: string;
   port: number;
-  /** Where s3rver keeps the objects (BUCKET/KEY/... under it). */
+  /** Where s3rver keeps the objects. */
   directory: string;
   close(): Promise<void>;
 }
 
+function readPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const line = out.split("\n")[0];
+      if (out.includes("\n") && line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.on("exit", (code) => reject(new Error(`s3rver exited with ${code}: ${err}`)));
+  });
+}
+
 export async function startS3Server(buckets: string[] = ["coffer-test"]): Promise<S3TestServer> {
   const directory = await mkdtemp(path.join(tmpdir(), "coffer-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: buckets.map((name) => ({ name })),
-  });
-  const addr = await server.run();
+  const child = spawn(
+    process.execPath,
+    ["--openssl-legacy-provider", mainScript, directory, ...buckets],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const port = await readPort(child);
   return {
-    endpoint: `http://127.0.0.1:${addr.port}`,
-    port: addr.port,
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
     directory,
     close: async () => {
-      await server.close();
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
       await rm(directory, { recursive: true, force: true });
     },
   };
