@@ -127,9 +127,9 @@ export function describeS3Failure(what: string, host: string, err: unknown): Err
       `TLS certificate of ${host} is not trusted (${cert}): if the server uses a private CA, pass it with --ca-file FILE`,
     );
   }
-  if (codesOf(err).includes("ERR_SSL_WRONG_VERSION_NUMBER")) {
+  if (codesOf(err).some((c) => c === "EPROTO" || c === "ERR_SSL_WRONG_VERSION_NUMBER")) {
     return new UserError(
-      `${host} did not answer TLS (${what}): check that --s3-endpoint is an https:// endpoint`,
+      `${host} did not answer TLS (${what}): check that --s3-endpoint is the service's https:// address`,
     );
   }
   const s = shape(err);
