@@ -102,7 +102,8 @@ export function makeS3Client(o: S3ConnectionOptions): S3Client {
       httpsAgent,
       httpAgent,
       connectionTimeout: 10_000,
-      requestTimeout: o.requestTimeoutMs ?? 120_000,
+      // Inactivity, not total time: a 16 MiB pack on a slow link may take minutes.
+      socketTimeout: o.requestTimeoutMs ?? 120_000,
     }),
   });
 }

@@ -106,7 +106,8 @@ export function classifyS3Error(err: unknown): Verdict {
     return { retry: true, reason: `${status ?? ""} ${s.name}`.trim() };
   }
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) {
-    return { retry: true, reason: `HTTP ${status}${s.name ? ` ${s.name}` : ""}` };
+    const name = s.name && s.name !== "Unknown" ? ` ${s.name}` : "";
+    return { retry: true, reason: `HTTP ${status}${name}` };
   }
   const code = codesOf(err).find((c) => networkCodes.has(c));
   if (code) return { retry: true, reason: code };
