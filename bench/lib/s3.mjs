@@ -1,0 +1,181 @@
+// S3 rows of the bench: coffer and restic against a local s3rver (the S3-compatible server
+// the tests use), through a proxy that counts requests. The server's own CPU shows as
+// "other load" in the rows: it is part of the cost of talking S3, not of the tool.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { runPlain } from "./measure.mjs";
+
+const PASSWORD = "bench";
+const BUCKET = "bench";
+const credentials = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+
+/** s3rver as a child on a random port, storing into dir, behind a counting proxy. */
+async function startServer(repoRoot, dir) {
+  await mkdir(dir, { recursive: true });
+  const main = path.join(repoRoot, "test", "servers", "s3rver-main.mjs");
+  // --openssl-legacy-provider: s3rver's continuation tokens use DES (test/servers/s3rver-main.mjs)
+  const child = spawn(process.execPath, ["--openssl-legacy-provider", main, dir, BUCKET], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const upstream = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve(JSON.parse(out.split("\n")[0]).port);
+    });
+    child.on("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
+  });
+  const counts = { total: 0, GET: 0, PUT: 0, HEAD: 0, DELETE: 0, POST: 0 };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const proxy = http.createServer((req, res) => {
+    counts.total++;
+    counts[req.method] = (counts[req.method] ?? 0) + 1;
+    const up = http.request({
+      host: "127.0.0.1",
+      port: upstream,
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+      agent,
+    });
+    up.on("response", (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    endpoint: `http://127.0.0.1:${proxy.address().port}`,
+    counts,
+    stop: async () => {
+      await new Promise((resolve) => {
+        proxy.close(resolve);
+        proxy.closeAllConnections?.();
+      });
+      agent.destroy();
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    },
+  };
+}
+
+/** coffer-s3 or restic-s3: the tool objects of tools.mjs, with setup/teardown and counts. */
+export function makeS3Tool(name, { repoRoot, version }) {
+  let server = null;
+  const base = {
+    name,
+    s3: true,
+    setup: async (d) => {
+      server = await startServer(repoRoot, d.repo); // the bucket's files: repo size by du
+    },
+    teardown: async () => {
+      await server?.stop();
+      server = null;
+    },
+    requestCounts: () => ({ ...(server?.counts ?? {}) }),
+  };
+  if (name === "coffer-s3") {
+    const main = path.join(repoRoot, "dist", "cli", "main.js");
+    if (!existsSync(main)) return { name, skip: `${main} not built (run npm run build)` };
+    const cmd = [process.execPath, main];
+    const flags = () => [
+      "--repo",
+      `s3://${BUCKET}/coffer`,
+      "--s3-endpoint",
+      server.endpoint,
+      "--insecure-http",
+      "--s3-path-style",
+    ];
+    return {
+      ...base,
+      version: `${version} (s3rver 3.7.1, http on loopback)`,
+      expectVersion: null,
+      env: (d) => ({ ...credentials, COFFER_PASSPHRASE: PASSWORD, XDG_CACHE_HOME: d.cache }),
+      init: () => [...cmd, "init", ...flags()],
+      backup: (d) => [...cmd, "backup", ...flags(), d.data, "--json"],
+      backupWarnCodes: [],
+      parseBackup: (stdout) => {
+        try {
+          return JSON.parse(stdout.trim().split("\n").at(-1));
+        } catch {
+          return {};
+        }
+      },
+      restore: (_d, target) => ({
+        argv: [...cmd, "restore", ...flags(), "latest", "--target", target],
+      }),
+      verify: () => [...cmd, "verify", ...flags(), "--read-data"],
+    };
+  }
+  if (name === "restic-s3") {
+    let v = null;
+    try {
+      v = runPlain(["restic", "version"]).trim().split("\n")[0];
+    } catch {
+      return { name, skip: "restic not installed (apt-get install restic failed)" };
+    }
+    const repo = () => `s3:${server.endpoint}/${BUCKET}/restic`;
+    return {
+      ...base,
+      version: `${v} (s3rver 3.7.1, http on loopback)`,
+      expectVersion: "restic 0.14.0",
+      env: (d) => ({ ...credentials, RESTIC_PASSWORD: PASSWORD, RESTIC_CACHE_DIR: d.cache }),
+      init: (d) => ["restic", "init", "--repo", repo(), "--cache-dir", d.cache],
+      backup: (d) => ["restic", "backup", "--repo", repo(), "--cache-dir", d.cache, d.data],
+      backupWarnCodes: [3],
+      restore: (d, target) => ({
+        argv: [
+          "restic",
+          "restore",
+          "latest",
+          "--repo",
+          repo(),
+          "--cache-dir",
+          d.cache,
+          "--target",
+          target,
+        ],
+      }),
+      verify: (d) => ["restic", "check", "--read-data", "--repo", repo(), "--cache-dir", d.cache],
+    };
+  }
+  return { name, skip: `unknown tool ${name}` };
+}
+
+const MB = 1e6;
+
+/** The S3 table: MB/s of corpus bytes per row and the requests each row sent. */
+export function s3Table(results) {
+  const tools = results.tools.filter((t) => t.name.endsWith("-s3"));
+  if (tools.length === 0) return "";
+  const lines = [
+    `### S3 (local s3rver; MB/s of the corpus's ${(results.corpus.bytes / MB).toFixed(0)} MB)`,
+    "",
+    "| tool | row | time (s) | MB/s | requests | GET | PUT | HEAD | status |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
+  for (const t of tools) {
+    if (t.skip || t.rows.length === 0) {
+      lines.push(`| ${t.name} | – | – | – | – | – | – | – | unavailable: ${t.skip ?? t.error} |`);
+      continue;
+    }
+    for (const r of t.rows) {
+      const q = r.requests ?? {};
+      const mbs = r.ok && r.wallS > 0 ? (results.corpus.bytes / MB / r.wallS).toFixed(1) : "–";
+      lines.push(
+        `| ${t.name} | ${r.row} | ${r.wallS?.toFixed(2) ?? "–"} | ${mbs} | ${q.total ?? "–"} | ${q.GET ?? "–"} | ${q.PUT ?? "–"} | ${q.HEAD ?? "–"} | ${r.ok ? "ok" : `failed: ${(r.error ?? "").split("\n")[0]}`} |`,
+      );
+    }
+    if (t.error)
+      lines.push(`| ${t.name} | – | – | – | – | – | – | – | ${t.error.split("\n")[0]} |`);
+  }
+  return [...lines, ""].join("\n");
+}
