@@ -121,7 +121,7 @@ async function benchTool(tool, opts, corpus, reference) {
   const measure = async (rowName, argv, extra = {}) => {
     runPlain(["sync"]); // earlier rows' writeback must not land in this row's time
     log(`${tool.name}: ${rowName} ...`);
-    const countsBefore = tool.requestCounts?.();
+    const countsBefore = await tool.requestCounts?.();
     const r = await runMeasured(argv, {
       env,
       cwd: extra.cwd,
@@ -142,7 +142,7 @@ async function benchTool(tool, opts, corpus, reference) {
       repoBytes: duBytes(d.repo),
     };
     if (countsBefore) {
-      const after = tool.requestCounts();
+      const after = await tool.requestCounts();
       row.requests = Object.fromEntries(
         Object.entries(after).map(([k, v]) => [k, v - (countsBefore[k] ?? 0)]),
       );

@@ -4,7 +4,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import http from "node:http";
 import path from "node:path";
 import { runPlain } from "./measure.mjs";
 
@@ -12,57 +11,42 @@ const PASSWORD = "bench";
 const BUCKET = "bench";
 const credentials = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
 
-/** s3rver as a child on a random port, storing into dir, behind a counting proxy. */
-async function startServer(repoRoot, dir) {
-  await mkdir(dir, { recursive: true });
-  const main = path.join(repoRoot, "test", "servers", "s3rver-main.mjs");
-  // --openssl-legacy-provider: s3rver's continuation tokens use DES (test/servers/s3rver-main.mjs)
-  const child = spawn(process.execPath, ["--openssl-legacy-provider", main, dir, BUCKET], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const upstream = await new Promise((resolve, reject) => {
+/** Spawns a node script that prints {"port":N} once listening; resolves to [child, port]. */
+async function spawnServer(args) {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;
       if (out.includes("\n")) resolve(JSON.parse(out.split("\n")[0]).port);
     });
-    child.on("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
+    child.on("exit", (code) => reject(new Error(`${args.at(-2)} exited with ${code}`)));
   });
-  const counts = { total: 0, GET: 0, PUT: 0, HEAD: 0, DELETE: 0, POST: 0 };
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const proxy = http.createServer((req, res) => {
-    counts.total++;
-    counts[req.method] = (counts[req.method] ?? 0) + 1;
-    const up = http.request({
-      host: "127.0.0.1",
-      port: upstream,
-      method: req.method,
-      path: req.url,
-      headers: req.headers,
-      agent,
-    });
-    up.on("response", (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return [child, port];
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** s3rver as a child on a random port, storing into dir, behind a counting proxy (a child too). */
+async function startServer(repoRoot, dir) {
+  await mkdir(dir, { recursive: true });
+  const main = path.join(repoRoot, "test", "servers", "s3rver-main.mjs");
+  // --openssl-legacy-provider: s3rver's continuation tokens use DES (test/servers/s3rver-main.mjs)
+  const [s3rver, upstream] = await spawnServer(["--openssl-legacy-provider", main, dir, BUCKET]);
+  const counter = path.join(path.dirname(new URL(import.meta.url).pathname), "s3-count-proxy.mjs");
+  const [proxy, port] = await spawnServer([counter, String(upstream)]);
+  const endpoint = `http://127.0.0.1:${port}`;
   return {
-    endpoint: `http://127.0.0.1:${proxy.address().port}`,
-    counts,
+    endpoint,
+    counts: async () => (await fetch(`${endpoint}/__counts`)).json(),
     stop: async () => {
-      await new Promise((resolve) => {
-        proxy.close(resolve);
-        proxy.closeAllConnections?.();
-      });
-      agent.destroy();
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
+      await stopChild(proxy);
+      await stopChild(s3rver);
     },
   };
 }
@@ -80,7 +64,7 @@ export function makeS3Tool(name, { repoRoot, version }) {
       await server?.stop();
       server = null;
     },
-    requestCounts: () => ({ ...(server?.counts ?? {}) }),
+    requestCounts: () => server.counts(),
   };
   if (name === "coffer-s3") {
     const main = path.join(repoRoot, "dist", "cli", "main.js");

@@ -21,6 +21,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { IntegrityError, UserError } from "../errors.js";
 import type { Backend, FileType, Handle, ObjectInfo } from "./backend.js";
+import { type ReadWindowOptions, ReadWindows } from "./read-windows.js";
 import { debugLog, defaultRetryPolicy, type RetryPolicy, retrying } from "./retry.js";
 import {
   classifyS3Error,
@@ -44,6 +45,8 @@ export interface S3StorageOptions {
   /** Keys per ListObjectsV2 page (S3's maximum is 1000). */
   listPageSize?: number;
   retry?: RetryPolicy;
+  /** Read-ahead for small reads of packs (read-windows.ts); windowBytes 0 turns it off. */
+  readAhead?: ReadWindowOptions;
 }
 
 const MiB = 1024 * 1024;
@@ -93,6 +96,7 @@ export class S3Backend implements Backend {
   readonly #retry: RetryPolicy;
   /** Requests sent, retries included (reported under COFFER_DEBUG). */
   requests = 0;
+  readonly #windows: ReadWindows | null;
 
   constructor(client: S3Client, url: string, host: string, o: S3StorageOptions = {}) {
     const { bucket, prefix } = parseS3Url(url);
@@ -103,6 +107,8 @@ export class S3Backend implements Backend {
     this.#o = o;
     this.#retry = o.retry ?? defaultRetryPolicy;
     this.location = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
+    const ra = o.readAhead ?? { windowBytes: 8 * MiB, windows: 4 };
+    this.#windows = ra.windowBytes > 0 ? new ReadWindows(ra) : null;
   }
 
   private base(): string {
@@ -245,9 +251,25 @@ export class S3Backend implements Backend {
   }
 
   async load(h: Handle, offset = 0, length?: number): Promise<Buffer> {
-    const key = this.keyOf(h);
     const name = h.name || "config";
     if (length === 0) return Buffer.alloc(0);
+    const windows = this.#windows;
+    const body =
+      windows && h.type === "data" && length !== undefined
+        ? await windows.read(h.name, offset, length, (at, max) => this.fetch(h, at, max))
+        : await this.fetch(h, offset, length);
+    if (length !== undefined && body.length !== length) {
+      throw new IntegrityError(
+        `${h.type} ${name} is truncated: wanted ${length} bytes at offset ${offset}, got ${body.length}`,
+      );
+    }
+    return body;
+  }
+
+  /** Up to `length` bytes from offset (fewer only at the end of the object). */
+  private async fetch(h: Handle, offset: number, length?: number): Promise<Buffer> {
+    const key = this.keyOf(h);
+    const name = h.name || "config";
     const range =
       offset > 0 || length !== undefined
         ? `bytes=${offset}-${length === undefined ? "" : offset + length - 1}`
@@ -262,11 +284,6 @@ export class S3Backend implements Backend {
         throw new IntegrityError(`${h.type} ${name} is shorter than expected`);
       }
       throw err;
-    }
-    if (length !== undefined && body.length !== length) {
-      throw new IntegrityError(
-        `${h.type} ${name} is truncated: wanted ${length} bytes at offset ${offset}, got ${body.length}`,
-      );
     }
     return body;
   }
@@ -342,6 +359,7 @@ export class S3Backend implements Backend {
 
   async remove(h: Handle): Promise<void> {
     const key = this.keyOf(h);
+    this.#windows?.forget(h.name);
     try {
       await this.call(`DELETE ${this.location}/${key.slice(this.base().length)}`, () =>
         this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key })),

@@ -42,6 +42,22 @@ describe("S3Backend against s3rver (in-process)", () => {
     expect((await b.load(h, data.length - 4)).equals(data.subarray(-4))).toBe(true);
   });
 
+  it("adjacent small reads of one pack are served by one read-ahead GET", async () => {
+    const b = backend("readahead", { readAhead: { windowBytes: 1024 * 1024, windows: 2 } });
+    const data = randomBytes(3 * 1024 * 1024);
+    const h = { type: "data" as const, name: id() };
+    await b.save(h, data);
+    const before = b.requests;
+    for (let off = 0; off < 1024 * 1024 - 4096; off += 4096) {
+      expect((await b.load(h, off, 4096)).equals(data.subarray(off, off + 4096))).toBe(true);
+    }
+    expect(b.requests - before).toBe(1);
+    // A read past the window fetches the next one; the end of the object is not an error.
+    const tail = data.length - 100;
+    expect((await b.load(h, tail, 100)).equals(data.subarray(tail))).toBe(true);
+    expect(b.requests - before).toBe(2);
+  });
+
   it("lists every object exactly once across pages", async () => {
     const b = backend("list", { listPageSize: 3 });
     const names = new Set<string>();
