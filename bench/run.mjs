@@ -273,7 +273,14 @@ async function main() {
       continue;
     }
     try {
-      results.tools.push(await benchTool(tool, opts, corpus, reference));
+      const result = await benchTool(tool, opts, corpus, reference);
+      const failed = result.rows.find((r) => !r.ok && !r.skipped);
+      if (tool.unavailableOnFailure && (failed || result.error)) {
+        const why = (failed?.error ?? result.error ?? "").split("\n")[0];
+        result.unavailable = `${failed?.row ?? "init"} failed: ${why}`;
+        log(`${name}: peer unavailable: ${result.unavailable}`);
+      }
+      results.tools.push(result);
     } catch (e) {
       log(`${name}: harness error: ${e.stack}`);
       results.tools.push({
@@ -289,7 +296,9 @@ async function main() {
   await rm(path.join(opts.scratch, "work"), { recursive: true, force: true });
 
   results.ratios = ratios(results);
-  results.ok = results.tools.every((t) => t.skip || (!t.error && t.rows.every((r) => r.ok)));
+  results.ok = results.tools.every(
+    (t) => t.skip || t.unavailable || (!t.error && t.rows.every((r) => r.ok)),
+  );
   const md = markdown(results);
   await mkdir(path.dirname(opts.out), { recursive: true });
   await writeFile(opts.out, `${JSON.stringify(results, null, 2)}\n`);

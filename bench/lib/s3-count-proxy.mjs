@@ -5,7 +5,7 @@
 import http from "node:http";
 
 const upstream = Number(process.argv[2]);
-const counts = { total: 0, GET: 0, PUT: 0, HEAD: 0, DELETE: 0, POST: 0 };
+const counts = { total: 0, GET: 0, PUT: 0, HEAD: 0, DELETE: 0, POST: 0, bytesIn: 0, bytesOut: 0 };
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const server = http.createServer((req, res) => {
   if (req.url === "/__counts") {
@@ -25,9 +25,15 @@ const server = http.createServer((req, res) => {
   });
   up.on("response", (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.headers);
+    ur.on("data", (d) => {
+      counts.bytesOut += d.length; // server → tool (downloads)
+    });
     ur.pipe(res);
   });
   up.on("error", () => res.destroy());
+  req.on("data", (d) => {
+    counts.bytesIn += d.length; // tool → server (uploads)
+  });
   req.pipe(up);
 });
 server.listen(0, "127.0.0.1", () => {

@@ -45,7 +45,7 @@ export interface S3StorageOptions {
   /** Keys per ListObjectsV2 page (S3's maximum is 1000). */
   listPageSize?: number;
   retry?: RetryPolicy;
-  /** Read-ahead for small reads of packs (read-windows.ts); windowBytes 0 turns it off. */
+  /** Read-ahead for small reads of packs (read-windows.ts); blockBytes 0 turns it off. */
   readAhead?: ReadWindowOptions;
 }
 
@@ -107,8 +107,8 @@ export class S3Backend implements Backend {
     this.#o = o;
     this.#retry = o.retry ?? defaultRetryPolicy;
     this.location = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
-    const ra = o.readAhead ?? { windowBytes: 8 * MiB, windows: 4 };
-    this.#windows = ra.windowBytes > 0 ? new ReadWindows(ra) : null;
+    const ra = o.readAhead ?? { blockBytes: MiB, blocks: 32 };
+    this.#windows = ra.blockBytes > 0 ? new ReadWindows(ra) : null;
   }
 
   private base(): string {

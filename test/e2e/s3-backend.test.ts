@@ -43,7 +43,7 @@ describe("S3Backend against s3rver (in-process)", () => {
   });
 
   it("adjacent small reads of one pack are served by one read-ahead GET", async () => {
-    const b = backend("readahead", { readAhead: { windowBytes: 1024 * 1024, windows: 2 } });
+    const b = backend("readahead", { readAhead: { blockBytes: 1024 * 1024, blocks: 2 } });
     const data = randomBytes(3 * 1024 * 1024);
     const h = { type: "data" as const, name: id() };
     await b.save(h, data);
@@ -52,10 +52,15 @@ describe("S3Backend against s3rver (in-process)", () => {
       expect((await b.load(h, off, 4096)).equals(data.subarray(off, off + 4096))).toBe(true);
     }
     expect(b.requests - before).toBe(1);
-    // A read past the window fetches the next one; the end of the object is not an error.
+    // A read across two blocks fetches both in one GET; the end of the object is no error.
+    const across = 2 * 1024 * 1024 - 50;
+    expect((await b.load(h, across, 100)).equals(data.subarray(across, across + 100))).toBe(true);
+    expect(b.requests - before).toBe(2);
     const tail = data.length - 100;
     expect((await b.load(h, tail, 100)).equals(data.subarray(tail))).toBe(true);
     expect(b.requests - before).toBe(2);
+    // A read past the end of the object is still an IntegrityError.
+    await expect(b.load(h, data.length - 10, 20)).rejects.toThrow(/truncated/);
   });
 
   it("lists every object exactly once across pages", async () => {
