@@ -134,6 +134,11 @@ export function describeS3Failure(what: string, host: string, err: unknown): Err
     );
   }
   const s = shape(err);
+  if (s.name === "CredentialsProviderError") {
+    return new UserError(
+      `${what}: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role`,
+    );
+  }
   const status = statusOf(err);
   const attempts = (err as { attempts?: number }).attempts;
   const after = attempts && attempts > 1 ? ` (after ${attempts} attempts)` : "";

@@ -110,6 +110,18 @@ describe("S3 round trip over TLS (s3rver behind a TLS proxy, test CA via --ca-fi
     );
   });
 
+  it("without AWS credentials: one line saying what to set", async () => {
+    const r = await s3cli(stack, prefix, ["snapshots"], {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_PROFILE: undefined,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^coffer: HEAD s3:\/\/coffer-test\/round\/trip\/config: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role\n$/,
+    );
+  });
+
   it("a missing repository is exit 10, naming the URL", async () => {
     const r = await s3cli(stack, "nothing/here", ["snapshots"]);
     expect(r.code).toBe(10);
