@@ -59,6 +59,12 @@ const folders: Record<Exclude<FileType, "config">, string> = {
 };
 const idPattern = /^[0-9a-f]{64}$/;
 
+/** A GET's body, and the object's full size when the response said (ranged GETs do). */
+interface Fetched {
+  data: Buffer;
+  total?: number;
+}
+
 /** Parses s3://BUCKET[/PREFIX]; the prefix has no leading or trailing slash. */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
@@ -107,7 +113,7 @@ export class S3Backend implements Backend {
     this.#o = o;
     this.#retry = o.retry ?? defaultRetryPolicy;
     this.location = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
-    const ra = o.readAhead ?? { blockBytes: MiB, blocks: 32 };
+    const ra = o.readAhead ?? { blockBytes: MiB, blocks: 32, ahead: 4 };
     this.#windows = ra.blockBytes > 0 ? new ReadWindows(ra) : null;
   }
 
@@ -256,8 +262,12 @@ export class S3Backend implements Backend {
     const windows = this.#windows;
     const body =
       windows && h.type === "data" && length !== undefined
-        ? await windows.read(h.name, offset, length, (at, max) => this.fetch(h, at, max))
-        : await this.fetch(h, offset, length);
+        ? await windows.read(h.name, offset, length, async (at, max) => {
+            const r = await this.fetch(h, at, max);
+            if (r.total !== undefined) windows.noteSize(h.name, r.total);
+            return r.data;
+          })
+        : (await this.fetch(h, offset, length)).data;
     if (length !== undefined && body.length !== length) {
       throw new IntegrityError(
         `${h.type} ${name} is truncated: wanted ${length} bytes at offset ${offset}, got ${body.length}`,
@@ -267,7 +277,7 @@ export class S3Backend implements Backend {
   }
 
   /** Up to `length` bytes from offset (fewer only at the end of the object). */
-  private async fetch(h: Handle, offset: number, length?: number): Promise<Buffer> {
+  private async fetch(h: Handle, offset: number, length?: number): Promise<Fetched> {
     const key = this.keyOf(h);
     const name = h.name || "config";
     const range =
@@ -275,7 +285,7 @@ export class S3Backend implements Backend {
         ? `bytes=${offset}-${length === undefined ? "" : offset + length - 1}`
         : undefined;
     const what = `GET ${this.location}/${key.slice(this.base().length)}${range ? ` ${range}` : ""}`;
-    let body: Buffer;
+    let body: Fetched;
     try {
       body = await this.call(what, () => this.getBody(key, range, what));
     } catch (err) {
@@ -292,7 +302,7 @@ export class S3Backend implements Backend {
    * One GET, its body read whole. A body that ends before its Content-Length (a cut
    * connection, a misbehaving proxy) is a TransientError, so the GET is retried.
    */
-  private async getBody(key: string, range: string | undefined, what: string): Promise<Buffer> {
+  private async getBody(key: string, range: string | undefined, what: string): Promise<Fetched> {
     const out = await this.#client.send(
       new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: range }),
     );
@@ -314,7 +324,10 @@ export class S3Backend implements Backend {
     if (expected !== undefined && got !== expected) {
       throw new TransientError(`${what}: body has ${got} bytes, Content-Length said ${expected}`);
     }
-    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, got);
+    const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, got);
+    // "bytes 0-1048575/16777216": the object's size, so read-ahead never asks past its end.
+    const total = /\/(\d+)$/.exec(out.ContentRange ?? "")?.[1];
+    return { data, total: total === undefined ? undefined : Number(total) };
   }
 
   async stat(h: Handle): Promise<ObjectInfo | null> {
