@@ -3,9 +3,15 @@
 // removal, and create() on a non-empty prefix.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Backend, FileType, Handle } from "../../src/backend/backend.js";
 import { S3Backend } from "../../src/backend/s3.js";
 import { makeS3Client } from "../../src/backend/s3-client.js";
+import { ObjectKind } from "../../src/crypto/seal.js";
 import { IntegrityError } from "../../src/errors.js";
+import { PassphraseProvider } from "../../src/kms/passphrase.js";
+import { BlobStore } from "../../src/repo/blob-store.js";
+import { encodeConfig } from "../../src/repo/config.js";
+import { Repository } from "../../src/repo/repository.js";
 import { type S3TestServer, startS3Server } from "../servers/s3-server.js";
 
 let server: S3TestServer;
@@ -115,4 +121,63 @@ describe("S3Backend against s3rver (in-process)", () => {
     await expect(backend("fresh").create()).resolves.toBeUndefined();
     expect(await backend("fresh").exists()).toBe(false);
   });
+
+  it("BlobStore keeps at most --upload-concurrency pack uploads in flight", async () => {
+    // A repository with 64 KiB packs, so 40 small blobs make a dozen packs.
+    const inner = backend("uploads");
+    const key = new PassphraseProvider("uploads", 10);
+    const made = await Repository.init(inner, [key]);
+    const config = { ...made.config, packSize: 64 * 1024 };
+    await inner.save({ type: "config", name: "" }, encodeConfig(config, made.current.config));
+    for (const limit of [1, 3]) {
+      const counting = new InFlightCounter(inner);
+      const store = new BlobStore(await Repository.open(counting, [key]), { packUploads: limit });
+      for (let i = 0; i < 40; i++) await store.save(ObjectKind.data, randomBytes(20_000));
+      await store.flush();
+      expect(counting.packs).toBeGreaterThanOrEqual(10);
+      expect(counting.maxInFlight).toBeLessThanOrEqual(limit);
+      if (limit > 1) expect(counting.maxInFlight).toBeGreaterThan(1);
+    }
+  });
 });
+
+/** Passes everything to a real backend, counting pack writes in flight at once. */
+class InFlightCounter implements Backend {
+  readonly location: string;
+  readonly #inner: Backend;
+  inFlight = 0;
+  maxInFlight = 0;
+  packs = 0;
+  constructor(inner: Backend) {
+    this.#inner = inner;
+    this.location = inner.location;
+  }
+  async save(h: Handle, data: Buffer): Promise<void> {
+    if (h.type !== "data") return this.#inner.save(h, data);
+    this.packs++;
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      await this.#inner.save(h, data);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  load(h: Handle, offset?: number, length?: number) {
+    return this.#inner.load(h, offset, length);
+  }
+  stat(h: Handle) {
+    return this.#inner.stat(h);
+  }
+  list(type: FileType) {
+    return this.#inner.list(type);
+  }
+  remove(h: Handle) {
+    return this.#inner.remove(h);
+  }
+  exists() {
+    return this.#inner.exists();
+  }
+  create() {
+    return this.#inner.create();
+  }
+}
