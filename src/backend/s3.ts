@@ -3,12 +3,8 @@
 // Every object is written once by one PUT (multipart above a threshold) with Content-MD5,
 // and a 200 is not taken on trust: the ETag must be the MD5 of what was sent and, for
 // packs, a HEAD must show the full size. Every request goes through retry.ts.
-import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -17,7 +13,6 @@ import {
   type S3Client,
   type ServerSideEncryption,
   type StorageClass,
-  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { IntegrityError, UserError } from "../errors.js";
 import type { Backend, FileType, Handle, ObjectInfo } from "./backend.js";
@@ -31,6 +26,7 @@ import {
   statusOf,
   TransientError,
 } from "./s3-errors.js";
+import { md5, uploadMultipart } from "./s3-multipart.js";
 
 export interface S3StorageOptions {
   /** Server-side encryption, as defence in depth (the data is sealed already). */
@@ -80,10 +76,6 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
     throw new UserError(`${url}: the prefix must not contain . or .. segments`);
   }
   return { bucket, prefix: parts.join("/") };
-}
-
-function md5(data: Buffer): Buffer {
-  return createHash("md5").update(data).digest();
 }
 
 /** The MD5 in an ETag, or null when the ETag is not one (multipart, SSE-KMS). */
@@ -176,7 +168,16 @@ export class S3Backend implements Backend {
     const key = this.keyOf(h);
     const what = `PUT ${this.location}/${key.slice(this.base().length)}`;
     if (data.length > (this.#o.multipartThreshold ?? 64 * MiB)) {
-      await this.saveMultipart(h, key, what, data);
+      await uploadMultipart(
+        {
+          client: this.#client,
+          bucket: this.#bucket,
+          call: (w, op) => this.call(w, op),
+          checkEtag: (w, etag, digest) => this.checkEtag(w, etag, digest),
+          checkStored: (w, k, size) => this.checkStored(w, k, size),
+        },
+        { key, what, data, partSize: this.#o.partSize ?? 16 * MiB, headers: this.writeHeaders(h) },
+      );
       return;
     }
     const digest = md5(data);
@@ -196,64 +197,6 @@ export class S3Backend implements Backend {
       // objects are read back (and authenticated) by every later run anyway.
       if (h.type === "data") await this.checkStored(what, key, data.length);
     });
-  }
-
-  private async saveMultipart(h: Handle, key: string, what: string, data: Buffer): Promise<void> {
-    const partSize = this.#o.partSize ?? 16 * MiB;
-    const created = await this.call(`${what} (start multipart)`, () =>
-      this.#client.send(
-        new CreateMultipartUploadCommand({
-          Bucket: this.#bucket,
-          Key: key,
-          ...this.writeHeaders(h),
-        }),
-      ),
-    );
-    const uploadId = created.UploadId;
-    if (!uploadId) throw new S3RequestError(`${what}: the server gave no multipart upload id`);
-    try {
-      const parts: { ETag: string; PartNumber: number }[] = [];
-      for (let off = 0, n = 1; off < data.length; off += partSize, n++) {
-        const part = data.subarray(off, Math.min(off + partSize, data.length));
-        const digest = md5(part);
-        const partWhat = `${what} (part ${n})`;
-        const out = await this.call(partWhat, async () => {
-          const r = await this.#client.send(
-            new UploadPartCommand({
-              Bucket: this.#bucket,
-              Key: key,
-              UploadId: uploadId,
-              PartNumber: n,
-              Body: part,
-              ContentLength: part.length,
-              ContentMD5: digest.toString("base64"),
-            }),
-          );
-          this.checkEtag(partWhat, r.ETag, digest);
-          return r;
-        });
-        parts.push({ ETag: out.ETag ?? "", PartNumber: n });
-      }
-      await this.call(`${what} (complete multipart)`, () =>
-        this.#client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket: this.#bucket,
-            Key: key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-          }),
-        ),
-      );
-      await this.call(`${what} (check size)`, () => this.checkStored(what, key, data.length));
-    } catch (err) {
-      // Best effort: an upload left open only costs storage until a lifecycle rule ends it.
-      await this.#client
-        .send(
-          new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }),
-        )
-        .catch((e: unknown) => debugLog(`${what}: abort multipart failed: ${String(e)}`));
-      throw err;
-    }
   }
 
   async load(h: Handle, offset = 0, length?: number): Promise<Buffer> {
