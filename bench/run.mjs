@@ -16,7 +16,7 @@ import { compareManifests, makeMutationDeterministic, manifest, treeStats } from
 
 const repoRoot = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const datasetSh = path.resolve(repoRoot, "..", "shared", "bench", "dataset.sh");
-const ALL_TOOLS = ["coffer", "restic", "borg"];
+const ALL_TOOLS = ["coffer", "restic", "borg", "coffer-s3", "restic-s3"];
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -107,6 +107,7 @@ async function benchTool(tool, opts, corpus, reference) {
   await mkdir(d.cache, { recursive: true });
   await mkdir(logDir, { recursive: true });
   await mkdir(path.dirname(d.data), { recursive: true });
+  if (tool.setup) await tool.setup(d); // the S3 tools start their server here
   log(`${tool.name}: copying corpus to ${d.data}`);
   runPlain(["cp", "-a", corpus.path, d.data]);
   try {
@@ -120,6 +121,7 @@ async function benchTool(tool, opts, corpus, reference) {
   const measure = async (rowName, argv, extra = {}) => {
     runPlain(["sync"]); // earlier rows' writeback must not land in this row's time
     log(`${tool.name}: ${rowName} ...`);
+    const countsBefore = await tool.requestCounts?.();
     const r = await runMeasured(argv, {
       env,
       cwd: extra.cwd,
@@ -139,6 +141,12 @@ async function benchTool(tool, opts, corpus, reference) {
       treeRssKiB: r.treeRssKiB,
       repoBytes: duBytes(d.repo),
     };
+    if (countsBefore) {
+      const after = await tool.requestCounts();
+      row.requests = Object.fromEntries(
+        Object.entries(after).map(([k, v]) => [k, v - (countsBefore[k] ?? 0)]),
+      );
+    }
     log(
       `${tool.name}: ${rowName}: exit ${r.code}, ${row.wallS.toFixed(2)} s, ` +
         `${(row.rssKiB / 1024).toFixed(0)} MiB RSS, repo ${(row.repoBytes / 2 ** 20).toFixed(1)} MiB` +
@@ -237,7 +245,7 @@ function sameEntries(a, b) {
 async function main() {
   const opts = parseCli();
   await mkdir(opts.scratch, { recursive: true });
-  ensurePeers(opts.tools, log);
+  ensurePeers([...new Set(opts.tools.map((t) => t.replace(/-s3$/, "")))], log);
   const corpus = await prepareCorpus(opts);
   Object.assign(corpus, await treeStats(corpus.path));
   log(`corpus: ${corpus.files} files, ${(corpus.bytes / 2 ** 20).toFixed(0)} MiB`);
@@ -265,7 +273,14 @@ async function main() {
       continue;
     }
     try {
-      results.tools.push(await benchTool(tool, opts, corpus, reference));
+      const result = await benchTool(tool, opts, corpus, reference);
+      const failed = result.rows.find((r) => !r.ok && !r.skipped);
+      if (tool.unavailableOnFailure && (failed || result.error)) {
+        const why = (failed?.error ?? result.error ?? "").split("\n")[0];
+        result.unavailable = `${failed?.row ?? "init"} failed: ${why}`;
+        log(`${name}: peer unavailable: ${result.unavailable}`);
+      }
+      results.tools.push(result);
     } catch (e) {
       log(`${name}: harness error: ${e.stack}`);
       results.tools.push({
@@ -274,12 +289,16 @@ async function main() {
         error: `harness error: ${e.message}`,
         rows: [],
       });
+    } finally {
+      await tool.teardown?.();
     }
   }
   await rm(path.join(opts.scratch, "work"), { recursive: true, force: true });
 
   results.ratios = ratios(results);
-  results.ok = results.tools.every((t) => t.skip || (!t.error && t.rows.every((r) => r.ok)));
+  results.ok = results.tools.every(
+    (t) => t.skip || t.unavailable || (!t.error && t.rows.every((r) => r.ok)),
+  );
   const md = markdown(results);
   await mkdir(path.dirname(opts.out), { recursive: true });
   await writeFile(opts.out, `${JSON.stringify(results, null, 2)}\n`);

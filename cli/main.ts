@@ -3,6 +3,7 @@ import type { CommandModule } from "yargs";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { CofferError } from "../src/errors.js";
+import { backendOptions } from "./backend-options.js";
 import { backupCommand } from "./commands/backup.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     .option("repo", {
       alias: "r",
       type: "string",
-      describe: "repository directory (or COFFER_REPO)",
+      describe: "repository: a directory or s3://BUCKET/PREFIX (or COFFER_REPO)",
       global: true,
     })
     .option("passphrase-file", {
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       describe: "if the repository is locked, keep trying for this many seconds",
       global: true,
     })
+    .options(backendOptions)
     .option("json", { type: "boolean", describe: "machine-readable output", global: true })
     .option("quiet", { alias: "q", type: "boolean", describe: "print errors only", global: true })
     // Handlers declare their own argument types; yargs checks positionals at run time.

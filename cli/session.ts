@@ -1,12 +1,14 @@
+import type { Backend } from "../src/backend/backend.js";
 import { LocalBackend } from "../src/backend/local.js";
 import { LockError, UserError } from "../src/errors.js";
 import { BlobStore } from "../src/repo/blob-store.js";
 import { Lock } from "../src/repo/lock.js";
 import { Repository } from "../src/repo/repository.js";
+import { type BackendArgs, remoteBackendFor, uploadConcurrency } from "./backend-options.js";
 import type { KeyArgs } from "./key-options.js";
 import { unwrappers } from "./key-options.js";
 
-export interface RepoArgs extends KeyArgs {
+export interface RepoArgs extends KeyArgs, BackendArgs {
   repo?: string;
   /** Seconds to keep trying when the repository is locked (cron jobs that collide). */
   "retry-lock"?: number;
@@ -31,14 +33,12 @@ async function acquireLock(
   }
 }
 
-export function backendFor(args: RepoArgs): LocalBackend {
+export function backendFor(args: RepoArgs): Backend {
   const repo = args.repo ?? process.env.COFFER_REPO;
   if (repo === undefined || repo === "") {
     throw new UserError("no repository given: use --repo DIR or set COFFER_REPO");
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo)) {
-    throw new UserError(`${repo}: only local repositories are supported by this release`);
-  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo)) return remoteBackendFor(repo, args);
   return new LocalBackend(repo);
 }
 
@@ -79,7 +79,7 @@ export async function withRepository<T>(
   const release = () => lock.release();
   cleanups.add(release);
   try {
-    const store = new BlobStore(repo);
+    const store = new BlobStore(repo, { packUploads: uploadConcurrency(args, repo.backend) });
     if (mode.loadIndex) await store.loadIndex();
     return await fn(store);
   } finally {

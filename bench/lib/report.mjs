@@ -1,4 +1,5 @@
 // Markdown rendering of a results object (see bench/README.md for its JSON shape).
+import { s3Table } from "./s3.mjs";
 
 export const ROWS = [
   "first backup",
@@ -49,7 +50,9 @@ function ratio(a, b) {
 export function ratios(results) {
   const coffer = results.tools.find((t) => t.name === "coffer" && !t.skip);
   if (!coffer) return null;
-  const peers = results.tools.filter((t) => t.name !== "coffer" && !t.skip);
+  const peers = results.tools.filter(
+    (t) => t.name !== "coffer" && !t.name.endsWith("-s3") && !t.skip,
+  );
   const out = {};
   for (const p of peers) {
     out[p.name] = ROWS.map((row) => {
@@ -72,7 +75,9 @@ export function ratios(results) {
 function ratioTable(results) {
   const coffer = results.tools.find((t) => t.name === "coffer" && !t.skip);
   if (!coffer) return "### ratios\n\ncoffer did not run: no ratios.\n";
-  const peers = results.tools.filter((t) => t.name !== "coffer" && !t.skip);
+  const peers = results.tools.filter(
+    (t) => t.name !== "coffer" && !t.name.endsWith("-s3") && !t.skip,
+  );
   if (peers.length === 0) return "### ratios\n\nno peer ran: no ratios.\n";
   const head = ["row"];
   for (const p of peers) {
@@ -120,5 +125,7 @@ export function markdown(results) {
       "",
     );
   }
-  return [...head, ...results.tools.map(toolTable), ratioTable(results)].join("\n");
+  return [...head, ...results.tools.map(toolTable), ratioTable(results), s3Table(results)].join(
+    "\n",
+  );
 }

@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { runPlain } from "./measure.mjs";
+import { makeS3Tool } from "./s3.mjs";
 
 const PASSWORD = "bench";
 
@@ -19,6 +20,8 @@ export function restoredRoot(tool, target, dir) {
     case "restic":
     case "borg":
     case "coffer":
+    case "coffer-s3":
+    case "restic-s3":
       return path.join(target, dir);
     default:
       throw new Error(`restoredRoot: unknown tool ${tool}`);
@@ -151,6 +154,11 @@ export function makeTool(name, { repoRoot }) {
       }),
       verify: (d) => [...cmd, "verify", "--repo", d.repo, "--read-data"],
     };
+  }
+  if (name.endsWith("-s3")) {
+    const main = path.join(repoRoot, "dist", "cli", "main.js");
+    const version = versionOf([process.execPath, main, "--version"]) ?? "unknown";
+    return makeS3Tool(name, { repoRoot, version: name === "coffer-s3" ? `coffer ${version}` : "" });
   }
   return { name, skip: `unknown tool ${name}` };
 }

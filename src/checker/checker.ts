@@ -144,6 +144,10 @@ async function readPack(
   try {
     pack = await repo.backend.load({ type: "data", name: packId });
   } catch (err) {
+    // A pack that cannot be fetched (network, access, a service that keeps failing) is
+    // not a damaged pack: stop with that error (exit 1) rather than report damage (exit 20).
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    if (!missing && !(err instanceof IntegrityError)) throw err;
     return [describe(err)];
   }
   if (pack.length !== size) problems.push(`pack ${packId} changed size while being read`);

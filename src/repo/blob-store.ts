@@ -27,9 +27,15 @@ const poolThreshold = 64 * 1024;
 const maxSealing = 3;
 /** Pack buffers kept for reuse by the next data pack. */
 const maxFreeBuffers = 1;
-/** Packs being written at once; each holds up to one pack size of memory. One keeps a
- * local disk busy; a remote backend will want more (the S3 issue sizes it per backend). */
-const maxPackUploads = 1;
+/** Packs being written at once unless the caller says otherwise; each holds up to one
+ * pack size of memory. One keeps a local disk busy; a remote backend wants more
+ * (cli/backend-options.ts: --upload-concurrency). */
+const defaultPackUploads = 1;
+
+export interface BlobStoreOptions {
+  /** Packs being uploaded at once (memory: about this many pack sizes). */
+  packUploads?: number;
+}
 
 /**
  * Blob storage on top of a repository: dedup against the index, sealing into packs,
@@ -53,8 +59,11 @@ export class BlobStore {
   /** Buffers of written packs, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
 
-  constructor(repo: Repository) {
+  readonly #maxPackUploads: number;
+
+  constructor(repo: Repository, opts: BlobStoreOptions = {}) {
     this.repo = repo;
+    this.#maxPackUploads = Math.max(1, opts.packUploads ?? defaultPackUploads);
   }
 
   /** Loads every index delta. Throws IntegrityError naming the first that fails to open. */
@@ -168,7 +177,7 @@ export class BlobStore {
 
   private async writePack(packer: PackWriter): Promise<void> {
     this.throwUploadError();
-    while (this.#uploads.size >= maxPackUploads) await Promise.race(this.#uploads);
+    while (this.#uploads.size >= this.#maxPackUploads) await Promise.race(this.#uploads);
     this.throwUploadError();
     const pack = packer.finish(this.repo.id, this.repo.current);
     const name = packer.id.toString("hex");

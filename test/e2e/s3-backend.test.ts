@@ -1,0 +1,183 @@
+// The Backend contract of S3Backend, in-process against a real s3rver: multipart uploads,
+// ListObjectsV2 pagination, ranged reads, short objects, missing objects, idempotent
+// removal, and create() on a non-empty prefix.
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Backend, FileType, Handle } from "../../src/backend/backend.js";
+import { S3Backend } from "../../src/backend/s3.js";
+import { makeS3Client } from "../../src/backend/s3-client.js";
+import { ObjectKind } from "../../src/crypto/seal.js";
+import { IntegrityError } from "../../src/errors.js";
+import { PassphraseProvider } from "../../src/kms/passphrase.js";
+import { BlobStore } from "../../src/repo/blob-store.js";
+import { encodeConfig } from "../../src/repo/config.js";
+import { Repository } from "../../src/repo/repository.js";
+import { type S3TestServer, startS3Server } from "../servers/s3-server.js";
+
+let server: S3TestServer;
+beforeAll(async () => {
+  server = await startS3Server(["contract"]);
+  process.env.AWS_ACCESS_KEY_ID = "S3RVER";
+  process.env.AWS_SECRET_ACCESS_KEY = "S3RVER";
+});
+afterAll(() => server.close());
+
+function backend(prefix: string, o: ConstructorParameters<typeof S3Backend>[3] = {}): S3Backend {
+  const client = makeS3Client({
+    endpoint: server.endpoint,
+    insecureHttp: true,
+    pathStyle: true,
+    region: "us-east-1",
+  });
+  return new S3Backend(client, `s3://contract/${prefix}`, "s3rver", o);
+}
+
+const id = () => randomBytes(32).toString("hex");
+
+describe("S3Backend against s3rver (in-process)", () => {
+  it("stores a large object by multipart upload and reads it back whole and by range", async () => {
+    const b = backend("mp", { multipartThreshold: 6 * 1024 * 1024, partSize: 5 * 1024 * 1024 });
+    const data = randomBytes(13 * 1024 * 1024 + 11);
+    const h = { type: "data" as const, name: id() };
+    await b.save(h, data);
+    expect(b.requests).toBeGreaterThanOrEqual(5); // create, 3 parts, complete (+ HEAD)
+    expect((await b.stat(h))?.size).toBe(data.length);
+    expect((await b.load(h)).equals(data)).toBe(true);
+    const at = 5 * 1024 * 1024 - 7;
+    expect((await b.load(h, at, 100)).equals(data.subarray(at, at + 100))).toBe(true);
+    expect((await b.load(h, data.length - 4)).equals(data.subarray(-4))).toBe(true);
+  });
+
+  it("adjacent small reads of one pack are served by one read-ahead GET", async () => {
+    const b = backend("readahead", { readAhead: { blockBytes: 1024 * 1024, blocks: 2 } });
+    const data = randomBytes(3 * 1024 * 1024);
+    const h = { type: "data" as const, name: id() };
+    await b.save(h, data);
+    const before = b.requests;
+    for (let off = 0; off < 1024 * 1024 - 4096; off += 4096) {
+      expect((await b.load(h, off, 4096)).equals(data.subarray(off, off + 4096))).toBe(true);
+    }
+    expect(b.requests - before).toBe(1);
+    // A read across two blocks fetches both in one GET; the end of the object is no error.
+    const across = 2 * 1024 * 1024 - 50;
+    expect((await b.load(h, across, 100)).equals(data.subarray(across, across + 100))).toBe(true);
+    expect(b.requests - before).toBe(2);
+    const tail = data.length - 100;
+    expect((await b.load(h, tail, 100)).equals(data.subarray(tail))).toBe(true);
+    expect(b.requests - before).toBe(2);
+    // A read past the end of the object is still an IntegrityError.
+    await expect(b.load(h, data.length - 10, 20)).rejects.toBeInstanceOf(IntegrityError);
+  });
+
+  it("reading a pack forward fetches the next blocks ahead, each byte once", async () => {
+    const MiB = 1024 * 1024;
+    const b = backend("prefetch", { readAhead: { blockBytes: MiB, blocks: 8, ahead: 2 } });
+    const data = randomBytes(5 * MiB - 100);
+    const h = { type: "data" as const, name: id() };
+    await b.save(h, data);
+    const before = b.requests;
+    for (let off = 0; off < data.length; off += 64 * 1024) {
+      const n = Math.min(64 * 1024, data.length - off);
+      expect((await b.load(h, off, n)).equals(data.subarray(off, off + n))).toBe(true);
+    }
+    // Block 0; blocks 1-2 ahead; then 3 and 4 as the reads move on: 4 GETs for 5 blocks.
+    expect(b.requests - before).toBe(4);
+  });
+
+  it("lists every object exactly once across pages", async () => {
+    const b = backend("list", { listPageSize: 3 });
+    const names = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const n = id();
+      names.add(n);
+      await b.save({ type: "data", name: n }, Buffer.from(`pack ${i}`));
+    }
+    await b.save({ type: "index", name: id() }, Buffer.from("an index"));
+    const before = b.requests;
+    const listed: string[] = [];
+    for await (const o of b.list("data")) listed.push(o.name);
+    expect(listed.sort()).toEqual([...names].sort());
+    expect(b.requests - before).toBe(4); // 10 keys, 3 per page
+  });
+
+  it("a read past the end of an object is an IntegrityError, a missing object ENOENT", async () => {
+    const b = backend("short");
+    const h = { type: "data" as const, name: id() };
+    await b.save(h, Buffer.alloc(100, 1));
+    await expect(b.load(h, 50, 100)).rejects.toBeInstanceOf(IntegrityError);
+    await expect(b.load(h, 200, 10)).rejects.toBeInstanceOf(IntegrityError);
+    const missing = { type: "snapshot" as const, name: id() };
+    await expect(b.load(missing)).rejects.toMatchObject({ code: "ENOENT" });
+    expect(await b.stat(missing)).toBeNull();
+    await b.remove(h);
+    await b.remove(h);
+    expect(await b.stat(h)).toBeNull();
+  });
+
+  it("create() refuses a prefix that holds objects and accepts an empty one", async () => {
+    const b = backend("short");
+    await b.save({ type: "key", name: id() }, Buffer.from("k"));
+    await expect(b.create()).rejects.toThrow(/is not empty/);
+    await expect(backend("fresh").create()).resolves.toBeUndefined();
+    expect(await backend("fresh").exists()).toBe(false);
+  });
+
+  it("BlobStore keeps at most --upload-concurrency pack uploads in flight", async () => {
+    // A repository with 64 KiB packs, so 40 small blobs make a dozen packs.
+    const inner = backend("uploads");
+    const key = new PassphraseProvider("uploads", 10);
+    const made = await Repository.init(inner, [key]);
+    const config = { ...made.config, packSize: 64 * 1024 };
+    await inner.save({ type: "config", name: "" }, encodeConfig(config, made.current.config));
+    for (const limit of [1, 3]) {
+      const counting = new InFlightCounter(inner);
+      const store = new BlobStore(await Repository.open(counting, [key]), { packUploads: limit });
+      for (let i = 0; i < 40; i++) await store.save(ObjectKind.data, randomBytes(20_000));
+      await store.flush();
+      expect(counting.packs).toBeGreaterThanOrEqual(10);
+      expect(counting.maxInFlight).toBeLessThanOrEqual(limit);
+      if (limit > 1) expect(counting.maxInFlight).toBeGreaterThan(1);
+    }
+  });
+});
+
+/** Passes everything to a real backend, counting pack writes in flight at once. */
+class InFlightCounter implements Backend {
+  readonly location: string;
+  readonly #inner: Backend;
+  inFlight = 0;
+  maxInFlight = 0;
+  packs = 0;
+  constructor(inner: Backend) {
+    this.#inner = inner;
+    this.location = inner.location;
+  }
+  async save(h: Handle, data: Buffer): Promise<void> {
+    if (h.type !== "data") return this.#inner.save(h, data);
+    this.packs++;
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      await this.#inner.save(h, data);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  load(h: Handle, offset?: number, length?: number) {
+    return this.#inner.load(h, offset, length);
+  }
+  stat(h: Handle) {
+    return this.#inner.stat(h);
+  }
+  list(type: FileType) {
+    return this.#inner.list(type);
+  }
+  remove(h: Handle) {
+    return this.#inner.remove(h);
+  }
+  exists() {
+    return this.#inner.exists();
+  }
+  create() {
+    return this.#inner.create();
+  }
+}
