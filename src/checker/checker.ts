@@ -81,6 +81,9 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
     // packs: at most two packs per worker are in memory at once.
     const pool = SealPool.start(repo.id, repo.current, Math.min(4, availableParallelism()));
     const inFlight = new Set<Promise<void>>();
+    // A pack that cannot be fetched stops the check (readPack throws); the first such
+    // error is kept and thrown once the packs in flight have settled.
+    let fetchError: unknown = null;
     let done = 0;
     try {
       for (const [packId, size] of present) {
@@ -89,20 +92,27 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
         report.packsRead++;
         opts.onProgress?.(`reading pack ${++done}`);
         const job = readPack(store, pool, packId, size, expected)
-          .then((problems) => {
-            if (problems.length > 0) {
-              damaged.add(packId);
-              for (const p of problems) fail(p);
-            }
-          })
+          .then(
+            (problems) => {
+              if (problems.length > 0) {
+                damaged.add(packId);
+                for (const p of problems) fail(p);
+              }
+            },
+            (err: unknown) => {
+              fetchError ??= err;
+            },
+          )
           .finally(() => inFlight.delete(job));
         inFlight.add(job);
         while (inFlight.size >= 2 * (pool?.size ?? 0.5)) await Promise.race(inFlight);
+        if (fetchError !== null) break;
       }
       await Promise.all(inFlight);
     } finally {
       await pool?.close();
     }
+    if (fetchError !== null) throw fetchError;
   }
   for (const packId of damaged) {
     for (const [id] of store.index.entriesOfPack(packId)) badBlobs.add(id);
