@@ -6,6 +6,7 @@ import { CofferError } from "../src/errors.js";
 import { backupCommand } from "./commands/backup.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
+import { keyCommand } from "./commands/key.js";
 import { lsCommand } from "./commands/ls.js";
 import { pruneCommand } from "./commands/prune.js";
 import { restoreCommand } from "./commands/restore.js";
@@ -40,6 +41,7 @@ const commands = [
   forgetCommand,
   pruneCommand,
   unlockCommand,
+  keyCommand,
 ];
 
 async function main(): Promise<void> {
@@ -65,6 +67,14 @@ async function main(): Promise<void> {
       describe: "age identity file (age-keygen format)",
       global: true,
     })
+    .option("kms", {
+      type: "string",
+      array: true,
+      nargs: 1,
+      describe:
+        "key service SPEC (or COFFER_KMS): aws-kms:alias/NAME, vault:NAME, gcp-kms:..., pkcs11:...",
+      global: true,
+    })
     .option("retry-lock", {
       type: "number",
       describe: "if the repository is locked, keep trying for this many seconds",
@@ -77,7 +87,7 @@ async function main(): Promise<void> {
     .demandCommand(1, "give a command: see coffer --help")
     .strict()
     .epilogue(
-      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE\n\n${exitCodeHelp}`,
+      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE, COFFER_KMS\n\n${exitCodeHelp}`,
     )
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg, err) => {

@@ -3,7 +3,7 @@ import type { Backend, FileType } from "../backend/backend.js";
 import { FastCDC } from "../chunker/fastcdc.js";
 import { gearTable } from "../chunker/gear.js";
 import type { KeyRecord } from "../crypto/envelope.js";
-import { newSecret, unwrapKeyRecord, wrapKeyRecord } from "../crypto/envelope.js";
+import { newSecret, unwrapKeyRecord, wipeKeyRecord, wrapKeyRecord } from "../crypto/envelope.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import { deriveKeys, wipe } from "../crypto/keys.js";
 import type { ObjectKind } from "../crypto/seal.js";
@@ -42,13 +42,15 @@ export class Repository {
       repositoryId: Buffer.from(config.id, "hex"),
       generation: 1,
       secret: newSecret(),
+      created: new Date(),
     };
     const keys = deriveKeys(record.secret, record.repositoryId, record.generation);
     try {
       // Envelopes first: a config without a usable key would be a repository nobody opens.
       for (const w of wrappers) {
-        const envelope = await wrapKeyRecord(record, w);
-        await backend.save({ type: "key", name: randomId() }, envelope);
+        const name = randomId();
+        const envelope = await wrapKeyRecord(record, w, name);
+        await backend.save({ type: "key", name }, envelope);
       }
     } finally {
       wipe(record.secret);
@@ -72,25 +74,41 @@ export class Repository {
     }
     let envelopes = 0;
     let foreign: string | null = null;
+    let stale: number | null = null;
     for await (const info of backend.list("key")) {
       envelopes++;
       const envelope = await backend.load({ type: "key", name: info.name });
-      const record = await unwrapKeyRecord(envelope, unwrappers);
+      const record = await unwrapKeyRecord(envelope, unwrappers, {
+        repositoryId,
+        envelopeId: info.name,
+      });
       if (record === null) continue;
-      if (!record.repositoryId.equals(repositoryId)) {
-        foreign = info.name;
-        wipe(record.secret);
-        continue;
+      try {
+        if (!record.repositoryId.equals(repositoryId)) {
+          foreign = info.name;
+          continue;
+        }
+        // Only an envelope of the config's generation holds every secret (FORMAT §Key
+        // generations); an older one is left over from before key rotate --new-generation.
+        if (record.generation !== raw.macGeneration) {
+          stale = record.generation;
+          continue;
+        }
+        const keys = [
+          ...(record.older ?? []).map((g) => deriveKeys(g.secret, repositoryId, g.generation)),
+          deriveKeys(record.secret, repositoryId, record.generation),
+        ];
+        const current = keys.at(-1) as RepositoryKeys;
+        const config = authenticateConfig(raw, current.config);
+        return new Repository(backend, config, keys);
+      } finally {
+        wipeKeyRecord(record);
       }
-      const keys = deriveKeys(record.secret, repositoryId, record.generation);
-      wipe(record.secret);
-      if (record.generation !== raw.macGeneration) {
-        throw new KeyError(
-          `key envelope ${info.name} is for key generation ${record.generation}; the config needs ${raw.macGeneration}`,
-        );
-      }
-      const config = authenticateConfig(raw, keys.config);
-      return new Repository(backend, config, [keys]);
+    }
+    if (stale !== null) {
+      throw new KeyError(
+        `this key opens only key generation ${stale}; the repository is at generation ${raw.macGeneration}: ask for a key added after the rotation (coffer key add)`,
+      );
     }
     if (foreign !== null) {
       throw new KeyError(
