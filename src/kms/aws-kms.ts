@@ -59,6 +59,9 @@ export class AwsKmsService implements RemoteKeyService {
   }
 
   private client(): KMSClient {
+    // The SDK's multi-line notice about Node 20 would land in every cron mail; the Node
+    // support policy is the README's business.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     // The SDK retries throttling, 5xx and network errors itself (standard mode).
     this.#client ??= new KMSClient({ maxAttempts: Number(process.env.COFFER_KMS_ATTEMPTS ?? 5) });
     return this.#client;

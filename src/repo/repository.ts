@@ -36,7 +36,6 @@ export class Repository {
   /** Creates a repository: config plus one key envelope per wrapper, all sharing one secret. */
   static async init(backend: Backend, wrappers: readonly KeyWrapper[]): Promise<Repository> {
     if (wrappers.length === 0) throw new KeyError("init needs a passphrase, identity or recipient");
-    await backend.create();
     const config = newConfig();
     const record: KeyRecord = {
       repositoryId: Buffer.from(config.id, "hex"),
@@ -45,16 +44,19 @@ export class Repository {
       created: new Date(),
     };
     const keys = deriveKeys(record.secret, record.repositoryId, record.generation);
+    // Wrap before anything is written: a key service that refuses leaves no directory.
+    const envelopes: Array<[string, Buffer]> = [];
     try {
-      // Envelopes first: a config without a usable key would be a repository nobody opens.
       for (const w of wrappers) {
         const name = randomId();
-        const envelope = await wrapKeyRecord(record, w, name);
-        await backend.save({ type: "key", name }, envelope);
+        envelopes.push([name, await wrapKeyRecord(record, w, name)]);
       }
     } finally {
       wipe(record.secret);
     }
+    await backend.create();
+    // Envelopes first: a config without a usable key would be a repository nobody opens.
+    for (const [name, envelope] of envelopes) await backend.save({ type: "key", name }, envelope);
     await backend.save({ type: "config", name: "" }, encodeConfig(config, keys.config));
     return new Repository(backend, config, [keys]);
   }
