@@ -1,4 +1,4 @@
-import { DecryptCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
+import type { KMSClient } from "@aws-sdk/client-kms";
 import { KeyError } from "../errors.js";
 import type { EnvelopeBinding } from "./provider.js";
 import { envelopeContext } from "./provider.js";
@@ -58,13 +58,20 @@ export class AwsKmsService implements RemoteKeyService {
     this.reference = checkStanzaArg(keyId, "aws-kms key id");
   }
 
-  private client(): KMSClient {
+  /** Loaded on first use: the SDK costs startup time every other command need not pay. */
+  private async client(): Promise<{
+    client: KMSClient;
+    sdk: typeof import("@aws-sdk/client-kms");
+  }> {
     // The SDK's multi-line notice about Node 20 would land in every cron mail; the Node
     // support policy is the README's business.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     // The SDK retries throttling, 5xx and network errors itself (standard mode).
-    this.#client ??= new KMSClient({ maxAttempts: Number(process.env.COFFER_KMS_ATTEMPTS ?? 5) });
-    return this.#client;
+    const sdk = await import("@aws-sdk/client-kms");
+    this.#client ??= new sdk.KMSClient({
+      maxAttempts: Number(process.env.COFFER_KMS_ATTEMPTS ?? 5),
+    });
+    return { client: this.#client, sdk };
   }
 
   private fail(op: string, err: unknown): KeyError {
@@ -73,8 +80,9 @@ export class AwsKmsService implements RemoteKeyService {
 
   async encrypt(plaintext: Buffer, binding: EnvelopeBinding): Promise<{ ciphertext: Buffer }> {
     try {
-      const out = await this.client().send(
-        new EncryptCommand({
+      const { client, sdk } = await this.client();
+      const out = await client.send(
+        new sdk.EncryptCommand({
           KeyId: this.reference,
           Plaintext: plaintext,
           EncryptionContext: envelopeContext(binding),
@@ -93,8 +101,9 @@ export class AwsKmsService implements RemoteKeyService {
     binding: EnvelopeBinding,
   ): Promise<Buffer> {
     try {
-      const out = await this.client().send(
-        new DecryptCommand({
+      const { client, sdk } = await this.client();
+      const out = await client.send(
+        new sdk.DecryptCommand({
           KeyId: this.reference,
           CiphertextBlob: ciphertext,
           EncryptionContext: envelopeContext(binding),
