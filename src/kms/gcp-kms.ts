@@ -24,14 +24,43 @@ const grpcCodes: Record<number, string> = {
   16: "credentials refused (UNAUTHENTICATED)",
 };
 
+const statusCodes: Record<string, number> = {
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+};
+const httpCodes: Record<number, number> = { 401: 16, 403: 7, 404: 5, 429: 8, 503: 14 };
+
+/**
+ * The gRPC status code of a failed call. The REST fallback reports it as a GoogleError
+ * code, or only as an HTTP status with Google's JSON error body as the message.
+ */
+function statusOf(err: unknown): number | undefined {
+  const e = err as { code?: number | string; message?: string };
+  try {
+    const body = JSON.parse(e?.message ?? "");
+    const status = statusCodes[String(body?.error?.status)];
+    if (status !== undefined) return status;
+  } catch {
+    // not a JSON body
+  }
+  if (typeof e?.code === "number") return e.code < 100 ? e.code : httpCodes[e.code];
+  return undefined;
+}
+
 function gcpCause(err: unknown): string {
   const e = err as { code?: number | string; message?: string };
-  if (typeof e?.code === "number" && grpcCodes[e.code]) return grpcCodes[e.code] as string;
+  const code = statusOf(err);
+  if (code !== undefined && grpcCodes[code]) return grpcCodes[code] as string;
   if (isNetworkError(err)) return networkCause(err);
   if (/Could not load the default credentials/.test(e?.message ?? "")) {
     return "no Google credentials (set GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth application-default login)";
   }
-  return (e?.message ?? String(err)).split("\n")[0] ?? "error";
+  return (e?.message ?? String(err)).split("\n")[0]?.slice(0, 240) ?? "error";
 }
 
 export class GcpKmsService implements RemoteKeyService {
@@ -72,7 +101,7 @@ export class GcpKmsService implements RemoteKeyService {
       return await withRetry(
         () => fn(c),
         (err) => {
-          const code = (err as { code?: unknown })?.code;
+          const code = statusOf(err);
           return isNetworkError(err) || code === 8 || code === 14 || code === 4 || code === 13;
         },
       );
