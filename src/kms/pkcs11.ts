@@ -22,14 +22,22 @@ export interface Pkcs11Spec {
 const ivLength = 12;
 const tagLength = 16;
 
+let cachedPin: string | undefined;
+
+/** Read once; COFFER_PKCS11_PIN is then removed so child processes do not inherit it. */
 function readPin(): string {
+  if (cachedPin) return cachedPin;
   const fromEnv = process.env.COFFER_PKCS11_PIN;
   delete process.env.COFFER_PKCS11_PIN;
-  if (fromEnv) return fromEnv;
+  if (fromEnv) {
+    cachedPin = fromEnv;
+    return fromEnv;
+  }
   const file = process.env.COFFER_PKCS11_PIN_FILE;
   if (file) {
     try {
-      return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+      cachedPin = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+      return cachedPin;
     } catch (err) {
       throw new KeyError(
         `pkcs11: cannot read COFFER_PKCS11_PIN_FILE ${file}: ${(err as NodeJS.ErrnoException).code}`,

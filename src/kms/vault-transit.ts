@@ -38,13 +38,24 @@ function vaultCause(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+let cachedToken: string | undefined;
+
+/** Read once; VAULT_TOKEN is then removed so dump commands and hooks do not inherit it. */
 function readToken(): string {
+  if (cachedToken) return cachedToken;
   const fromEnv = process.env.VAULT_TOKEN;
-  if (fromEnv) return fromEnv;
+  delete process.env.VAULT_TOKEN;
+  if (fromEnv) {
+    cachedToken = fromEnv;
+    return fromEnv;
+  }
   const file = process.env.COFFER_VAULT_TOKEN_FILE || join(homedir(), ".vault-token");
   try {
     const t = readFileSync(file, "utf8").trim();
-    if (t) return t;
+    if (t) {
+      cachedToken = t;
+      return t;
+    }
   } catch {
     // fall through to the error below
   }

@@ -80,7 +80,7 @@ function env(extra: Record<string, string | undefined> = {}) {
 }
 
 describe("pkcs11 envelopes on a SoftHSM2 token", () => {
-  it("init --kms pkcs11:..., back up, restore; the PIN from a file works too", async () => {
+  it("init --kms pkcs11:..., back up, key rotate, restore; the PIN from a file works too", async () => {
     const repo = path.join(dir, "repo");
     const spec = ["--kms", `pkcs11:token=coffer-test;key=backup-key;module=${module}`];
     const src = path.join(dir, "src");
@@ -98,6 +98,11 @@ describe("pkcs11 envelopes on a SoftHSM2 token", () => {
       reference: "token=coffer-test;key=backup-key",
       generation: 1,
     });
+
+    // Re-wrapping decrypts and encrypts in one run: the PIN is read once for both.
+    const rotated = await coffer(["key", "rotate", "--repo", repo, ...spec], { env: env() });
+    expect(rotated.stderr).toBe("");
+    expect(rotated.code).toBe(0);
 
     const pinFile = path.join(dir, "pin");
     await writeFile(pinFile, `${pin}\n`, { mode: 0o600 });

@@ -1,5 +1,6 @@
 // Vault Transit envelopes: the CLI's HTTP client against a local stand-in of Vault's
 // Transit API (test/servers) with token checks, key versions and min_decryption_version.
+import { execFileSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,5 +147,68 @@ describe("vault transit envelopes against a local stand-in", () => {
     const r = await coffer(["snapshots", "--repo", b, ...spec], { env: env("backup-host") });
     expect(r.code).toBe(12);
     expect(r.stderr).toMatch(/message authentication failed/);
+  });
+});
+
+describe("vault transit over HTTPS against a local stand-in", () => {
+  it("VAULT_CACERT trusts the server's certificate; without it the TLS failure is a one-line error, exit 12 (against a local stand-in)", async () => {
+    const key = path.join(dir, "tls.key");
+    const cert = path.join(dir, "tls.crt");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { stdio: "ignore" },
+    );
+    const tlsVault = await new VaultStandIn({
+      key: await readFile(key),
+      cert: await readFile(cert),
+    }).start();
+    try {
+      tlsVault.createKey("transit", "backup");
+      tlsVault.addToken("t", ["*"]);
+      const repo = path.join(dir, "repo-tls");
+      const spec = ["--kms", "vault:backup"];
+      const e = {
+        COFFER_PASSPHRASE: undefined,
+        VAULT_ADDR: tlsVault.url,
+        VAULT_TOKEN: "t",
+        COFFER_KMS_ATTEMPTS: "1",
+      };
+      const untrusted = await coffer(["init", "--repo", repo, ...spec], { env: e });
+      expect(untrusted.code).toBe(12);
+      expect(untrusted.stderr).toMatch(
+        /^coffer: vault transit\/keys\/backup: encrypt failed: .*self[- ]signed certificate/,
+      );
+      const ok = await coffer(["init", "--repo", repo, ...spec], {
+        env: { ...e, VAULT_CACERT: cert },
+      });
+      expect(ok.stderr).toBe("");
+      expect(ok.code).toBe(0);
+      expect(
+        (
+          await coffer(["snapshots", "--repo", repo, ...spec], {
+            env: { ...e, VAULT_CACERT: cert },
+          })
+        ).code,
+      ).toBe(0);
+    } finally {
+      await tlsVault.close();
+    }
   });
 });

@@ -5,6 +5,7 @@
 // "vault:v<N>:<base64(nonce || ciphertext || tag)>" like Vault's.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 
 interface TransitKey {
@@ -30,13 +31,18 @@ export class VaultStandIn {
   #failNext = 0;
   url = "";
 
-  constructor() {
-    this.#server = createServer((req, res) => this.#handle(req, res));
+  /** With tls, serves HTTPS with that certificate (as a Vault with its own CA would). */
+  constructor(tls?: { key: Buffer; cert: Buffer }) {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    this.#server = tls ? createTlsServer(tls, handler) : createServer(handler);
+    this.#scheme = tls ? "https" : "http";
   }
+
+  readonly #scheme: string;
 
   async start(): Promise<this> {
     await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    this.url = `${this.#scheme}://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
     return this;
   }
 
