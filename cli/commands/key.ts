@@ -21,6 +21,7 @@ type KeyCmdArgs = RepoArgs & {
   recipient?: string[];
   "new-passphrase-file"?: string;
   "new-generation"?: boolean;
+  "writer-only"?: boolean;
   id?: string;
 };
 
@@ -47,7 +48,9 @@ const list = {
   handler: async (args: KeyCmdArgs) =>
     withRing(args, await unwrappers(args), async (ring) => {
       const rows = ring.entries.map((e) => {
-        const d = describeStanzas(e.stanzas);
+        const d = e.session
+          ? { provider: "session", reference: "writer-only backup session", version: undefined }
+          : describeStanzas(e.stanzas);
         return {
           id: e.name,
           provider: d.provider,
@@ -89,6 +92,14 @@ const add = {
       .option("new-passphrase-file", {
         type: "string",
         describe: "wrap for the passphrase in FILE",
+      })
+      .option("scrypt-work-factor", {
+        type: "number",
+        describe: "log2 of scrypt's cost for --new-passphrase-file (10-20)",
+      })
+      .option("writer-only", {
+        type: "boolean",
+        describe: "the new envelope can back up but not read old data (docs/KEYS.md)",
       }),
   handler: async (args: KeyCmdArgs) => {
     // --kms names the new wrappers here; the opening key comes from the other options
@@ -108,11 +119,11 @@ const add = {
     await withRing(args, openers, async (ring) => {
       const added: string[] = [];
       for (const w of newWrappers) {
-        const name = await ring.add(w);
+        const name = args["writer-only"] ? await ring.addWriter(w) : await ring.add(w);
         added.push(name);
         say(
           args,
-          `added key ${name.slice(0, 12)} (${w.kind} ${w.reference}) at generation ${ring.current.generation}`,
+          `added ${args["writer-only"] ? "writer-only " : ""}key ${name.slice(0, 12)} (${w.kind} ${w.reference}) at generation ${ring.current.generation}`,
         );
       }
       if (args.json) printJson({ added });

@@ -114,6 +114,26 @@ export async function unwrapKeyRecord(
   unwrappers: readonly KeyUnwrapper[],
   binding: EnvelopeBinding,
 ): Promise<KeyRecord | null> {
+  const buf = await unwrapEnvelope(envelope, unwrappers, binding);
+  if (buf === null) return null;
+  try {
+    // Writer records (CKW1) and sessions (CKS1) hold no repository secret.
+    if (/^CKW1|^CKS1/.test(buf.subarray(0, 4).toString("latin1"))) return null;
+    return decodeKeyRecord(buf);
+  } finally {
+    buf.fill(0);
+  }
+}
+
+/**
+ * The plaintext of one envelope, opened with any of the unwrappers; null when none of them
+ * matches its stanzas. The caller wipes it.
+ */
+export async function unwrapEnvelope(
+  envelope: Buffer,
+  unwrappers: readonly KeyUnwrapper[],
+  binding: EnvelopeBinding,
+): Promise<Buffer | null> {
   const d = new Decrypter();
   for (const u of unwrappers) await u.configureDecrypter(d, binding);
   let plaintext: Uint8Array;
@@ -128,11 +148,7 @@ export async function unwrapKeyRecord(
   }
   const buf = Buffer.from(plaintext);
   plaintext.fill(0);
-  try {
-    return decodeKeyRecord(buf);
-  } finally {
-    buf.fill(0);
-  }
+  return buf;
 }
 
 /** The age stanzas' type and args ("-> type args..." lines), read from the header without a key. */

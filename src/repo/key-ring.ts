@@ -1,3 +1,4 @@
+import { Encrypter } from "age-encryption";
 import type { Backend } from "../backend/backend.js";
 import type { KeyRecord } from "../crypto/envelope.js";
 import {
@@ -8,6 +9,13 @@ import {
   wrapKeyRecord,
 } from "../crypto/envelope.js";
 import { deriveKeys } from "../crypto/keys.js";
+import {
+  encodeWriterRecord,
+  readerIdentity,
+  readerRecipient,
+  sessionFileName,
+  unwrapSession,
+} from "../crypto/writer-keys.js";
 import { KeyError, UserError } from "../errors.js";
 import type { KeyUnwrapper, KeyWrapper } from "../kms/provider.js";
 import type { RemoteKeyProvider } from "../kms/remote-key.js";
@@ -27,6 +35,8 @@ export interface EnvelopeEntry {
   stanzas: string[][];
   /** The record, when one of the given keys opened the envelope. */
   record: KeyRecord | null;
+  /** A writer session's key file (found with the reader identity): never removable. */
+  session?: boolean;
 }
 
 /** How users see an envelope's wrapper: provider kind and key reference. */
@@ -98,6 +108,20 @@ export class KeyRing {
         `none of the ${entries.length} key envelope(s) in keys/ opens with the given keys at the current key generation ${raw.macGeneration}`,
       );
     }
+    const all = [
+      ...(current.older ?? []),
+      { generation: current.generation, secret: current.secret },
+    ];
+    const identities = all.map((g) => readerIdentity(g.secret, repositoryId));
+    for (const e of entries) {
+      if (e.record !== null || e.stanzas.length !== 1 || e.stanzas[0]?.[0] !== "X25519") continue;
+      const file = await backend.load({ type: "key", name: e.name });
+      const s = await unwrapSession(file, identities, repositoryId);
+      if (s !== null && e.name === sessionFileName(s.generation)) {
+        e.session = true;
+        s.data.fill(0);
+      }
+    }
     return new KeyRing(backend, config, repositoryId, entries, current);
   }
 
@@ -123,9 +147,45 @@ export class KeyRing {
     return name;
   }
 
+  /**
+   * Writes a writer-only envelope for wrapper: the current generation's chunker, id,
+   * metadata and config keys and the reader recipient, without the repository secret.
+   */
+  async addWriter(wrapper: KeyWrapper): Promise<string> {
+    const name = randomId();
+    const k = deriveKeys(this.current.secret, this.repositoryId, this.current.generation);
+    const plain = encodeWriterRecord({
+      repositoryId: this.repositoryId,
+      generation: this.current.generation,
+      chunker: k.chunker,
+      id: k.id,
+      metadata: k.metadata,
+      config: k.config,
+      recipient: await readerRecipient(this.current.secret, this.repositoryId),
+    });
+    try {
+      const e = new Encrypter();
+      await wrapper.configureEncrypter(e, { repositoryId: this.repositoryId, envelopeId: name });
+      await this.backend.save({ type: "key", name }, Buffer.from(await e.encrypt(plain)));
+    } finally {
+      plain.fill(0);
+      k.chunker.fill(0);
+      k.id.fill(0);
+      k.data.fill(0);
+      k.metadata.fill(0);
+      k.config.fill(0);
+    }
+    return name;
+  }
+
   /** Removes an envelope, unless it is the last one the given keys open at the current generation. */
   async remove(prefix: string): Promise<string> {
     const target = this.find(prefix);
+    if (target.session) {
+      throw new UserError(
+        `refusing to remove keys/${target.name.slice(0, 12)}: it holds the data key of a writer-only backup session; without it that session's backups cannot be read`,
+      );
+    }
     const others = this.entries.filter(
       (e) => e !== target && e.record?.generation === this.current.generation,
     );

@@ -3,15 +3,30 @@ import type { Backend, FileType } from "../backend/backend.js";
 import { FastCDC } from "../chunker/fastcdc.js";
 import { gearTable } from "../chunker/gear.js";
 import type { KeyRecord } from "../crypto/envelope.js";
-import { newSecret, unwrapKeyRecord, wipeKeyRecord, wrapKeyRecord } from "../crypto/envelope.js";
+import {
+  decodeKeyRecord,
+  newSecret,
+  unwrapEnvelope,
+  wipeKeyRecord,
+  wrapKeyRecord,
+} from "../crypto/envelope.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import { deriveKeys, wipe } from "../crypto/keys.js";
-import type { ObjectKind } from "../crypto/seal.js";
-import { associatedData, open, seal, sealedGeneration } from "../crypto/seal.js";
+import { associatedData, ObjectKind, open, seal, sealedGeneration } from "../crypto/seal.js";
+import type { WriterRecord } from "../crypto/writer-keys.js";
+import {
+  decodeWriterRecord,
+  isSessionGeneration,
+  isSessionRecord,
+  isWriterRecord,
+  readerIdentity,
+  writerBaseKeys,
+} from "../crypto/writer-keys.js";
 import { IntegrityError, KeyError, RepoNotFoundError } from "../errors.js";
 import type { KeyUnwrapper, KeyWrapper } from "../kms/provider.js";
 import type { RepoConfig } from "./config.js";
 import { authenticateConfig, encodeConfig, newConfig, parseConfig } from "./config.js";
+import { beginWriterSession, loadWriterSessions } from "./writer-session.js";
 
 /**
  * An opened repository: its authenticated config and unwrapped keys, and the sealing of
@@ -22,15 +37,39 @@ export class Repository {
   readonly config: RepoConfig;
   readonly id: Buffer;
   readonly #keys: Map<number, RepositoryKeys>;
-  readonly current: RepositoryKeys;
+  #current: RepositoryKeys;
+  /** Set when opened with a writer-only key (docs/KEYS.md §Writer-only backup hosts). */
+  readonly writer: WriterRecord | null;
 
-  private constructor(backend: Backend, config: RepoConfig, keys: RepositoryKeys[]) {
+  private constructor(
+    backend: Backend,
+    config: RepoConfig,
+    keys: RepositoryKeys[],
+    current: RepositoryKeys,
+    writer: WriterRecord | null = null,
+  ) {
     this.backend = backend;
     this.config = config;
     this.id = Buffer.from(config.id, "hex");
     this.#keys = new Map(keys.map((k) => [k.generation, k]));
-    const newest = keys.reduce((a, b) => (b.generation > a.generation ? b : a));
-    this.current = newest;
+    this.#current = current;
+    this.writer = writer;
+  }
+
+  /** The keys new objects are sealed under. */
+  get current(): RepositoryKeys {
+    return this.#current;
+  }
+
+  /**
+   * A writer-only opener seals new blobs under a session of its own, stored (wrapped for
+   * readers) before anything refers to it. Call before writing; a no-op for full keys.
+   */
+  async beginWrite(): Promise<void> {
+    if (this.writer === null || isSessionGeneration(this.#current.generation)) return;
+    const session = await beginWriterSession(this.backend, this.writer, this.#current);
+    this.#keys.set(session.generation, session);
+    this.#current = session;
   }
 
   /** Creates a repository: config plus one key envelope per wrapper, all sharing one secret. */
@@ -58,7 +97,7 @@ export class Repository {
     // Envelopes first: a config without a usable key would be a repository nobody opens.
     for (const [name, envelope] of envelopes) await backend.save({ type: "key", name }, envelope);
     await backend.save({ type: "config", name: "" }, encodeConfig(config, keys.config));
-    return new Repository(backend, config, [keys]);
+    return new Repository(backend, config, [keys], keys);
   }
 
   static async open(backend: Backend, unwrappers: readonly KeyUnwrapper[]): Promise<Repository> {
@@ -80,11 +119,28 @@ export class Repository {
     for await (const info of backend.list("key")) {
       envelopes++;
       const envelope = await backend.load({ type: "key", name: info.name });
-      const record = await unwrapKeyRecord(envelope, unwrappers, {
+      const plain = await unwrapEnvelope(envelope, unwrappers, {
         repositoryId,
         envelopeId: info.name,
       });
-      if (record === null) continue;
+      if (plain === null || isSessionRecord(plain)) continue;
+      if (isWriterRecord(plain)) {
+        const w = decodeWriterRecord(plain);
+        plain.fill(0);
+        if (!w.repositoryId.equals(repositoryId)) {
+          foreign = info.name;
+          continue;
+        }
+        if (w.generation !== raw.macGeneration) {
+          stale = w.generation;
+          continue;
+        }
+        const base = writerBaseKeys(w);
+        const config = authenticateConfig(raw, w.config);
+        return new Repository(backend, config, [base], base, w);
+      }
+      const record = decodeKeyRecord(plain);
+      plain.fill(0);
       try {
         if (!record.repositoryId.equals(repositoryId)) {
           foreign = info.name;
@@ -96,13 +152,17 @@ export class Repository {
           stale = record.generation;
           continue;
         }
-        const keys = [
-          ...(record.older ?? []).map((g) => deriveKeys(g.secret, repositoryId, g.generation)),
-          deriveKeys(record.secret, repositoryId, record.generation),
+        const all = [
+          ...(record.older ?? []),
+          { generation: record.generation, secret: record.secret },
         ];
+        const keys = all.map((g) => deriveKeys(g.secret, repositoryId, g.generation));
+        const identities = all.map((g) => readerIdentity(g.secret, repositoryId));
         const current = keys.at(-1) as RepositoryKeys;
         const config = authenticateConfig(raw, current.config);
-        return new Repository(backend, config, keys);
+        const byGeneration = new Map(keys.map((k) => [k.generation, k]));
+        const sessions = await loadWriterSessions(backend, repositoryId, identities, byGeneration);
+        return new Repository(backend, config, [...keys, ...sessions], current);
       } finally {
         wipeKeyRecord(record);
       }
@@ -139,7 +199,17 @@ export class Repository {
    */
   keysForSealed(sealed: Buffer, what: string): RepositoryKeys {
     const generation = sealedGeneration(sealed);
-    if (generation === 0 || generation > this.current.generation) {
+    if (isSessionGeneration(generation) && !this.#keys.has(generation)) {
+      throw new KeyError(
+        this.writer !== null
+          ? `this writer-only key cannot read ${what} (written in another backup session): use a full key`
+          : `${what} names writer session ${generation}, whose key file is missing from keys/`,
+      );
+    }
+    if (
+      generation === 0 ||
+      (generation > this.baseGeneration() && !isSessionGeneration(generation))
+    ) {
       throw new IntegrityError(
         `${what} claims key generation ${generation}: it is damaged or forged`,
       );
@@ -147,13 +217,23 @@ export class Repository {
     return this.keys(generation);
   }
 
+  /** The newest key generation (not a writer session). */
+  baseGeneration(): number {
+    return this.writer?.generation ?? this.config.macGeneration;
+  }
+
   chunker(): FastCDC {
     return new FastCDC(gearTable(this.current.chunker), this.config.chunker);
   }
 
-  /** Seals a metadata object (index delta, snapshot, lock) under the metadata key. */
+  /**
+   * Seals a metadata object (index delta, snapshot, lock) under the metadata key. Index
+   * deltas and locks always use the base generation, even in a writer session: every
+   * writer must read them (dedup, lock checks). Snapshots use the current keys.
+   */
   sealMetadata(kind: ObjectKind, id: Buffer, plaintext: Buffer): Buffer {
-    const k = this.current;
+    const shared = kind === ObjectKind.index || kind === ObjectKind.lock;
+    const k = shared ? this.keys(this.baseGeneration()) : this.current;
     return seal(
       k.metadata,
       associatedData(this.id, kind, id, k.generation),
