@@ -83,12 +83,20 @@ export class KeyRing {
     const entries: EnvelopeEntry[] = [];
     let current: KeyRecord | null = null;
     let config: RepoConfig | null = null;
+    let refused: KeyError | null = null;
     for await (const info of backend.list("key")) {
       const envelope = await backend.load({ type: "key", name: info.name });
-      let record = await unwrapKeyRecord(envelope, unwrappers, {
-        repositoryId,
-        envelopeId: info.name,
-      });
+      let record: KeyRecord | null = null;
+      try {
+        record = await unwrapKeyRecord(envelope, unwrappers, {
+          repositoryId,
+          envelopeId: info.name,
+        });
+      } catch (err) {
+        // Another role's envelope (access denied at the service): listed, not opened.
+        if (!(err instanceof KeyError)) throw err;
+        refused ??= err;
+      }
       if (record !== null && !record.repositoryId.equals(repositoryId)) {
         wipeKeyRecord(record);
         record = null;
@@ -104,6 +112,7 @@ export class KeyRing {
     }
     if (current === null || config === null) {
       for (const e of entries) if (e.record) wipeKeyRecord(e.record);
+      if (refused !== null) throw refused;
       throw new KeyError(
         `none of the ${entries.length} key envelope(s) in keys/ opens with the given keys at the current key generation ${raw.macGeneration}`,
       );

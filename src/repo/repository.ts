@@ -116,13 +116,21 @@ export class Repository {
     let envelopes = 0;
     let foreign: string | null = null;
     let stale: number | null = null;
+    let refused: KeyError | null = null;
+    let writer: WriterRecord | null = null;
     for await (const info of backend.list("key")) {
       envelopes++;
       const envelope = await backend.load({ type: "key", name: info.name });
-      const plain = await unwrapEnvelope(envelope, unwrappers, {
-        repositoryId,
-        envelopeId: info.name,
-      });
+      let plain: Buffer | null;
+      try {
+        plain = await unwrapEnvelope(envelope, unwrappers, { repositoryId, envelopeId: info.name });
+      } catch (err) {
+        // A key service that refuses this envelope (access denied: it is another role's)
+        // may still open the next one; report the refusal only if none opens.
+        if (!(err instanceof KeyError)) throw err;
+        refused ??= err;
+        continue;
+      }
       if (plain === null || isSessionRecord(plain)) continue;
       if (isWriterRecord(plain)) {
         const w = decodeWriterRecord(plain);
@@ -135,9 +143,9 @@ export class Repository {
           stale = w.generation;
           continue;
         }
-        const base = writerBaseKeys(w);
-        const config = authenticateConfig(raw, w.config);
-        return new Repository(backend, config, [base], base, w);
+        // A full envelope that the same keys open is preferred: keep looking.
+        writer ??= w;
+        continue;
       }
       const record = decodeKeyRecord(plain);
       plain.fill(0);
@@ -167,6 +175,12 @@ export class Repository {
         wipeKeyRecord(record);
       }
     }
+    if (writer !== null) {
+      const base = writerBaseKeys(writer);
+      const config = authenticateConfig(raw, writer.config);
+      return new Repository(backend, config, [base], base, writer);
+    }
+    if (refused !== null) throw refused;
     if (stale !== null) {
       throw new KeyError(
         `this key opens only key generation ${stale}; the repository is at generation ${raw.macGeneration}: ask for a key added after the rotation (coffer key add)`,

@@ -171,6 +171,41 @@ describe("aws-kms envelopes against a local stand-in", () => {
   });
 });
 
+describe("aws-kms writer-only envelope against a local stand-in", () => {
+  it("a role allowed to decrypt only the writer envelope backs up and cannot restore (against a local stand-in)", async () => {
+    const repo = path.join(dir, "repo-writer-only");
+    const spec = ["--kms", "aws-kms:alias/backup"];
+    expect((await coffer(["init", "--repo", repo, ...spec], { env: env() })).code).toBe(0);
+    const add = await coffer(["key", "add", "--repo", repo, "--writer-only", ...spec, "--json"], {
+      env: env(admin, { COFFER_KMS: "aws-kms:alias/backup" }),
+    });
+    expect(add.stderr).toBe("");
+    expect(add.code).toBe(0);
+    const writerEnvelope = JSON.parse(add.stdout).added[0];
+    const host = { id: "AKIAWRITERHOSTONLY01", secret: "host-secret-0123456789abcdefghijklmnopqr" };
+    kms.addCredential(host.id, host.secret, ["Decrypt"], { "coffer:envelope": writerEnvelope });
+
+    const src = await source("src-writer");
+    const b = await coffer(["backup", "--repo", repo, ...spec, src], { env: env(host) });
+    expect(b.stderr).not.toMatch(/coffer:/);
+    expect(b.code).toBe(0);
+    const r = await coffer(
+      ["restore", "--repo", repo, ...spec, "latest", "--target", path.join(dir, "wo")],
+      { env: env(host) },
+    );
+    expect(r.code).toBe(12);
+    expect(r.stderr).toMatch(/writer-only key/);
+    const full = await coffer(
+      ["restore", "--repo", repo, ...spec, "latest", "--target", path.join(dir, "wo-admin")],
+      { env: env() },
+    );
+    expect(full.code).toBe(0);
+    expect(await readFile(path.join(dir, "wo-admin", src, "a.txt"), "utf8")).toBe(
+      "hello from src-writer\n",
+    );
+  });
+});
+
 function kmsRotateAll(): void {
   kms.rotate(kms.keyByAlias("alias/backup"));
 }

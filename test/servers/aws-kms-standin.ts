@@ -20,6 +20,8 @@ export const awsAccount = "111122223333";
 
 interface Credential {
   secret: string;
+  /** An IAM-style condition: kms:EncryptionContext:<key> must equal the value. */
+  context?: Record<string, string>;
   /** Operations this access key may call ("Encrypt", "Decrypt"). */
   allow: Set<string>;
 }
@@ -75,8 +77,13 @@ export class AwsKmsStandIn {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  addCredential(accessKeyId: string, secret: string, allow: string[]): void {
-    this.#creds.set(accessKeyId, { secret, allow: new Set(allow) });
+  addCredential(
+    accessKeyId: string,
+    secret: string,
+    allow: string[],
+    context?: Record<string, string>,
+  ): void {
+    this.#creds.set(accessKeyId, { secret, allow: new Set(allow), context });
   }
 
   createKey(alias: string): StandInKey {
@@ -208,13 +215,17 @@ export class AwsKmsStandIn {
           throw new KmsFault("KMSInternalException", "internal error", 500);
         }
         const op = target.replace(/^TrentService\./, "");
-        if (!(this.#creds.get(akid)?.allow.has(op) ?? false)) {
+        const input = JSON.parse(body.toString("utf8") || "{}");
+        const cred = this.#creds.get(akid);
+        const ctx = (input.EncryptionContext ?? {}) as Record<string, string>;
+        const conditionMet = Object.entries(cred?.context ?? {}).every(([k, v]) => ctx[k] === v);
+        if (!(cred?.allow.has(op) ?? false) || !conditionMet) {
           throw new KmsFault(
             "AccessDeniedException",
             `User: arn:aws:iam::${awsAccount}:user/${akid} is not authorized to perform: kms:${op}`,
           );
         }
-        out = this.#operation(op, JSON.parse(body.toString("utf8") || "{}"));
+        out = this.#operation(op, input);
       } catch (err) {
         const f =
           err instanceof KmsFault ? err : new KmsFault("KMSInternalException", String(err), 500);
