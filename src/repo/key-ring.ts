@@ -268,7 +268,9 @@ export class KeyRing {
       secret.fill(0);
     }
     for (const name of wrappers.keys()) await this.backend.remove({ type: "key", name });
-    const left = this.entries.filter((e) => !wrappers.has(e.name)).map((e) => e.name);
+    // Session files keep their base generation on purpose: they are read with the older
+    // secrets every new record carries.
+    const left = this.entries.filter((e) => !wrappers.has(e.name) && !e.session).map((e) => e.name);
     return { generation, replaced: wrappers.size, left };
   }
 }

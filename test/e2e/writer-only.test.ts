@@ -101,5 +101,24 @@ describe("writer-only backup host", () => {
     const rm = await coffer(["key", "remove", "--repo", repo, sessions[0].id.slice(0, 12)]);
     expect(rm.code).toBe(1);
     expect(rm.stderr).toMatch(/holds the data key of a writer-only backup session/);
+
+    // A new key generation keeps sessions readable (older secrets ride along) and leaves
+    // the writer envelope stale: the writer is refused until it is re-added.
+    const rot = await coffer(["key", "rotate", "--new-generation", "--repo", repo]);
+    expect(rot.code).toBe(0);
+    expect(rot.stderr.trim().split("\n")).toHaveLength(1);
+    const stale = await coffer(["backup", "--repo", repo, src], asWriter);
+    expect(stale.code).toBe(12);
+    expect(stale.stderr).toMatch(/opens only key generation 1; the repository is at generation 2/);
+    const again = await coffer([
+      "restore",
+      "--repo",
+      repo,
+      all[2].id,
+      "--target",
+      path.join(dir, "after-rot"),
+    ]);
+    expect(again.code).toBe(0);
+    expect(await readFile(path.join(dir, "after-rot", src, "note.txt"), "utf8")).toBe("third\n");
   });
 });
