@@ -3,6 +3,8 @@ import { UserError } from "../src/errors.js";
 import { AgeIdentityProvider, AgeRecipientProvider } from "../src/kms/age-identity.js";
 import { PassphraseProvider } from "../src/kms/passphrase.js";
 import type { KeyUnwrapper, KeyWrapper } from "../src/kms/provider.js";
+import type { RemoteKeyProvider } from "../src/kms/remote-key.js";
+import { parseKmsSpec } from "../src/kms/spec.js";
 import { warn } from "./output.js";
 import { readPassphraseFromTerminal } from "./prompt.js";
 
@@ -11,6 +13,15 @@ export interface KeyArgs {
   identity?: string[];
   recipient?: string[];
   "scrypt-work-factor"?: number;
+  /** Key service SPECs (docs/KEYS.md); COFFER_KMS holds one when none is given. */
+  kms?: string[];
+}
+
+/** The key services given with --kms (repeatable) or COFFER_KMS. */
+export function kmsProviders(args: KeyArgs): RemoteKeyProvider[] {
+  const specs = [...(args.kms ?? [])];
+  if (specs.length === 0 && process.env.COFFER_KMS) specs.push(process.env.COFFER_KMS);
+  return specs.map(parseKmsSpec);
 }
 
 async function readSecretFile(file: string, what: string): Promise<string> {
@@ -59,7 +70,7 @@ async function identities(args: KeyArgs): Promise<AgeIdentityProvider[]> {
 
 /** What opens an existing repository. Prompts for a passphrase when nothing else is given. */
 export async function unwrappers(args: KeyArgs): Promise<KeyUnwrapper[]> {
-  const out: KeyUnwrapper[] = await identities(args);
+  const out: KeyUnwrapper[] = [...kmsProviders(args), ...(await identities(args))];
   let pass = await passphrase(args);
   if (pass === null && out.length === 0 && process.stdin.isTTY) {
     pass = await readPassphraseFromTerminal("repository passphrase: ");
@@ -70,7 +81,7 @@ export async function unwrappers(args: KeyArgs): Promise<KeyUnwrapper[]> {
 
 /** What init wraps the new repository secret for: one key envelope each. */
 export async function wrappers(args: KeyArgs): Promise<KeyWrapper[]> {
-  const out: KeyWrapper[] = [];
+  const out: KeyWrapper[] = [...kmsProviders(args)];
   for (const id of await identities(args)) out.push(id);
   for (const r of args.recipient ?? []) out.push(new AgeRecipientProvider(r));
   let pass = await passphrase(args);
@@ -82,7 +93,7 @@ export async function wrappers(args: KeyArgs): Promise<KeyWrapper[]> {
   if (pass !== null) out.push(new PassphraseProvider(pass, args["scrypt-work-factor"]));
   if (out.length === 0) {
     throw new UserError(
-      "no key given: set COFFER_PASSPHRASE or --passphrase-file, or give --identity FILE or --recipient AGE1...",
+      "no key given: set COFFER_PASSPHRASE or --passphrase-file, or give --identity FILE, --recipient AGE1... or --kms SPEC",
     );
   }
   return out;

@@ -7,6 +7,7 @@ import { backendOptions } from "./backend-options.js";
 import { backupCommand } from "./commands/backup.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
+import { keyCommand } from "./commands/key.js";
 import { lsCommand } from "./commands/ls.js";
 import { pruneCommand } from "./commands/prune.js";
 import { restoreCommand } from "./commands/restore.js";
@@ -43,6 +44,7 @@ const commands = [
   pruneCommand,
   unlockCommand,
   runCommand,
+  keyCommand,
 ];
 
 async function main(): Promise<void> {
@@ -68,6 +70,14 @@ async function main(): Promise<void> {
       describe: "age identity file (age-keygen format)",
       global: true,
     })
+    .option("kms", {
+      type: "string",
+      array: true,
+      nargs: 1,
+      describe:
+        "key service SPEC (or COFFER_KMS): aws-kms:alias/NAME, vault:NAME, gcp-kms:..., pkcs11:...",
+      global: true,
+    })
     .option("retry-lock", {
       type: "number",
       describe: "if the repository is locked, keep trying for this many seconds",
@@ -81,7 +91,7 @@ async function main(): Promise<void> {
     .demandCommand(1, "give a command: see coffer --help")
     .strict()
     .epilogue(
-      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE, COFFER_CONFIG\n\n${exitCodeHelp}`,
+      `Environment: COFFER_REPO, COFFER_PASSPHRASE, COFFER_PASSPHRASE_FILE, COFFER_IDENTITY_FILE, COFFER_KMS, COFFER_CONFIG\n\n${exitCodeHelp}`,
     )
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg, err) => {

@@ -92,6 +92,7 @@ export const backupCommand = {
       args,
       { exclusive: false, loadIndex: true },
       async (store) => {
+        await store.repo.beginWrite();
         const archiver = new Archiver(
           store,
           store.repo.chunker(),
@@ -105,8 +106,9 @@ export const backupCommand = {
         );
         const abs = absolutePaths(paths);
         const host = args.host ?? hostname();
+        // A writer-only key cannot read old trees: no file cache, every file is read again.
         const parent =
-          args.stdin || args.force
+          args.stdin || args.force || store.repo.writer !== null
             ? undefined
             : await findParent(store.repo, args.parent, host, abs);
         const tree = args.stdin

@@ -78,10 +78,10 @@ async function openRepo(name: string, r: RepositoryConfig, ctx: RunContext): Pro
   }
   const named = r.passphrase_file ?? r.identity_file ?? r.kms;
   if (named !== undefined) {
-    const keyArgs: KeyArgs & { kms?: string } = {
+    const keyArgs: KeyArgs = {
       "passphrase-file": r.passphrase_file,
       identity: r.identity_file ? [r.identity_file] : undefined,
-      kms: r.kms,
+      kms: r.kms ? [r.kms] : undefined,
     };
     keys.push(...(await unwrappers(keyArgs)));
   } else if (keys.length === 0) {

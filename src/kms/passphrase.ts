@@ -35,6 +35,11 @@ export class PassphraseProvider implements KeyWrapper, KeyUnwrapper {
     this.#workFactor = workFactor;
   }
 
+  /** The same passphrase at another work factor (key rotate keeps an envelope's factor). */
+  withWorkFactor(workFactor: number): PassphraseProvider {
+    return new PassphraseProvider(this.#passphrase, workFactor);
+  }
+
   configureEncrypter(e: Encrypter): void {
     e.addRecipient(new NativeScryptRecipient(this.#passphrase, this.#workFactor));
   }

@@ -359,9 +359,14 @@ describe("key derivation", () => {
 describe("key records and envelopes", () => {
   it("a key record round-trips; a wrong magic or length is a KeyError", () => {
     fc.assert(
-      fc.property(key32, key32, fc.integer({ min: 0, max: 0xffffffff }), (rid, secret, g) => {
+      fc.property(key32, key32, fc.integer({ min: 1, max: 0xffffffff }), (rid, secret, g) => {
         const enc = encodeKeyRecord({ repositoryId: rid, generation: g, secret });
-        expect(decodeKeyRecord(enc)).toEqual({ repositoryId: rid, generation: g, secret });
+        expect(decodeKeyRecord(enc)).toMatchObject({
+          repositoryId: rid,
+          generation: g,
+          secret,
+          older: [],
+        });
         const bad = Buffer.from(enc);
         bad[0] = (bad[0] as number) ^ 1;
         expect(() => decodeKeyRecord(bad)).toThrow(KeyError);
@@ -372,14 +377,23 @@ describe("key records and envelopes", () => {
 
   it("an envelope opens with its passphrase only", async () => {
     const record = { repositoryId: randomBytes(32), generation: 3, secret: randomBytes(32) };
-    const envelope = await wrapKeyRecord(record, new PassphraseProvider("right", 10));
-    expect(await unwrapKeyRecord(envelope, [new PassphraseProvider("right", 10)])).toEqual(record);
-    expect(await unwrapKeyRecord(envelope, [new PassphraseProvider("wrong", 10)])).toBeNull();
+    const binding = { repositoryId: record.repositoryId, envelopeId: "ab".repeat(32) };
+    const envelope = await wrapKeyRecord(
+      record,
+      new PassphraseProvider("right", 10),
+      "ab".repeat(32),
+    );
+    expect(
+      await unwrapKeyRecord(envelope, [new PassphraseProvider("right", 10)], binding),
+    ).toMatchObject(record);
+    expect(
+      await unwrapKeyRecord(envelope, [new PassphraseProvider("wrong", 10)], binding),
+    ).toBeNull();
     // A damaged envelope that a passphrase stanza matches is a KeyError, never a silent null.
     const damaged = Buffer.from(envelope);
     damaged[damaged.length - 5] = (damaged[damaged.length - 5] as number) ^ 0x10;
-    await expect(unwrapKeyRecord(damaged, [new PassphraseProvider("right", 10)])).rejects.toThrow(
-      KeyError,
-    );
+    await expect(
+      unwrapKeyRecord(damaged, [new PassphraseProvider("right", 10)], binding),
+    ).rejects.toThrow(KeyError);
   });
 });
