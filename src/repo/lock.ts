@@ -1,6 +1,6 @@
 import { hostname, userInfo } from "node:os";
 import { ObjectKind } from "../crypto/seal.js";
-import { CofferError, LockError } from "../errors.js";
+import { LockError } from "../errors.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 
@@ -46,9 +46,9 @@ export async function readLocks(repo: Repository): Promise<LockEntry[]> {
     try {
       const plain = await repo.loadMetadata("lock", ObjectKind.lock, id);
       out.push({ id, info: JSON.parse(plain.toString("utf8")) as LockInfo });
-    } catch (err) {
-      // Removed between list and load: it was released.
-      if (err instanceof CofferError && /is missing/.test(err.message)) continue;
+    } catch {
+      // Removed between list and load: it was released. Anything else is unreadable.
+      if ((await repo.backend.stat({ type: "lock", name: id })) === null) continue;
       out.push({ id, info: null });
     }
   }
