@@ -12,8 +12,9 @@ import { ExitCode } from "../exit-codes.js";
 import { formatBytes, printJson, shownPath, warn } from "../output.js";
 import type { RepoArgs } from "../session.js";
 import { withRepository } from "../session.js";
+import { backupSource, type SourceArgs, sourceOptions, wantsSource } from "./backup-source.js";
 
-interface BackupArgs extends RepoArgs {
+interface BackupArgs extends RepoArgs, SourceArgs {
   paths?: string[];
   exclude?: string[];
   tag?: string[];
@@ -52,10 +53,13 @@ export const backupCommand = {
         describe:
           "snapshot whose metadata lets unchanged files be skipped (default: latest of same host and paths)",
       })
-      .option("force", { type: "boolean", describe: "read every file, even unchanged ones" }),
+      .option("force", { type: "boolean", describe: "read every file, even unchanged ones" })
+      .options(sourceOptions),
   handler: async (args: BackupArgs) => {
     const started = Date.now();
     const paths = args.paths ?? [];
+    // Database dumps, --command and --tar: src/source/, cli/commands/backup-source.ts.
+    if (wantsSource(args)) return backupSource(args, paths, args.stdin ?? false);
     if (args.stdin) {
       if (paths.length > 0) throw new UserError("--stdin takes no paths");
       const name = args["stdin-name"];

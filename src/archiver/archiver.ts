@@ -116,6 +116,31 @@ export class Archiver {
     return this.saveTree([node]);
   }
 
+  /**
+   * Stores one byte stream as a file's content (a tar entry); returns its chunk ids and
+   * size. `sizeHint` (the entry's declared size) keeps small entries off the 16 MiB buffer.
+   */
+  async storeContent(
+    reader: ByteReader,
+    sizeHint: number,
+  ): Promise<{ content: string[]; size: number }> {
+    const small = sizeHint < smallFileLimit;
+    const buffer = small ? Buffer.allocUnsafe(sizeHint + 1) : this.takeScratch();
+    try {
+      const r = await this.saveContent(reader, buffer);
+      this.counters.files++;
+      return r;
+    } finally {
+      if (!small) this.#scratch.push(buffer);
+      await this.#store.checkpoint();
+    }
+  }
+
+  /** Stores a directory's nodes (sorted by name bytes) as a tree blob; returns its id. */
+  storeTree(nodes: TreeNode[]): Promise<string> {
+    return this.saveTree(nodes);
+  }
+
   private async saveVirtualDir(dir: Buffer, trie: PathTrie, parent: ParentDir): Promise<string> {
     const nodes: TreeNode[] = [];
     for (const [name, child] of trie.children) {
