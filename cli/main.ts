@@ -4,6 +4,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { CofferError } from "../src/errors.js";
 import { backupCommand } from "./commands/backup.js";
+import { exportCommand } from "./commands/export.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
 import { lsCommand } from "./commands/ls.js";
@@ -36,6 +37,7 @@ const commands = [
   snapshotsCommand,
   lsCommand,
   restoreCommand,
+  exportCommand,
   verifyCommand,
   forgetCommand,
   pruneCommand,

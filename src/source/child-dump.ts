@@ -95,21 +95,33 @@ export class ChildDump {
 
   /** The last lines of stderr, one line, secrets replaced. */
   stderrTail(): string {
-    const lines = this.#stderr
-      .toString("utf8")
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter((l) => l.length > 0);
-    return this.redact(lines.slice(-stderrLinesShown).join(" | ")).slice(-1000);
+    return stderrSummary(this.#stderr, this.#spec.secrets ?? []);
   }
 
   private redact(s: string): string {
-    let out = s;
-    for (const secret of this.#spec.secrets ?? []) {
-      if (secret.length > 0) out = out.split(secret).join("***");
-    }
-    return out;
+    return redactSecrets(s, this.#spec.secrets ?? []);
   }
+}
+
+export function redactSecrets(s: string, secrets: readonly string[]): string {
+  let out = s;
+  for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join("***");
+  return out;
+}
+
+/**
+ * A child's stderr as one line for an error message: its last lines that say "error" or
+ * "fatal" (tools print the failing SQL after them), else its last lines; secrets replaced.
+ */
+export function stderrSummary(stderr: Buffer, secrets: readonly string[]): string {
+  const lines = stderr
+    .toString("utf8")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  const errors = lines.filter((l) => /\b(error|fatal|panic)\b/i.test(l));
+  const picked = errors.length > 0 ? errors.slice(-2) : lines.slice(-stderrLinesShown);
+  return redactSecrets(picked.join(" | "), secrets).slice(-1000);
 }
 
 /** Runs a short query-like child to completion and returns its stdout (version checks). */
@@ -127,16 +139,14 @@ export async function runCapture(spec: ChildSpec): Promise<string> {
     spawnError = e;
   });
   const [code] = (await once(child, "close")) as [number | null];
-  const redact = (s: string) =>
-    (spec.secrets ?? []).reduce((acc, x) => (x ? acc.split(x).join("***") : acc), s);
   if (spawnError !== null) {
     throw new UserError(
       `${spec.label}: command not found (${spec.command}): install it or put it on PATH`,
     );
   }
   if (code !== 0) {
-    const tail = Buffer.concat(err).toString().trim().split(/\r?\n/).slice(-stderrLinesShown);
-    throw new UserError(`${spec.label} failed with exit code ${code}: ${redact(tail.join(" | "))}`);
+    const tail = stderrSummary(Buffer.concat(err), spec.secrets ?? []);
+    throw new UserError(`${spec.label} failed with exit code ${code}: ${tail}`);
   }
   return Buffer.concat(out).toString("utf8");
 }
