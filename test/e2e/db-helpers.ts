@@ -14,7 +14,22 @@ export function uniqueDb(prefix: string): string {
 export function psql(db: string, sql: string): string {
   return execFileSync(
     "psql",
-    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-c", sql],
+    [
+      "-X",
+      "-q",
+      "-A",
+      "-t",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-h",
+      "127.0.0.1",
+      "-U",
+      "postgres",
+      "-d",
+      db,
+      "-c",
+      sql,
+    ],
     { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
   ).trim();
 }
@@ -23,7 +38,20 @@ export function psql(db: string, sql: string): string {
 export function mariadb(db: string, sql: string): string {
   return execFileSync(
     "mariadb",
-    ["--protocol=TCP", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", ...(db ? [db] : []), "-e", sql],
+    [
+      "--protocol=TCP",
+      "-h",
+      "127.0.0.1",
+      "-P",
+      "3306",
+      "-u",
+      "root",
+      "-N",
+      "-B",
+      ...(db ? [db] : []),
+      "-e",
+      sql,
+    ],
     { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
   ).trim();
 }

@@ -31,7 +31,9 @@ describe("backup --command", () => {
     const r = await coffer(["restore", "--repo", repo(), id, "--stdout"]);
     const want = Buffer.concat([Buffer.alloc(3_000_000, "x"), Buffer.from(`it's a "word"`)]);
     expect(sha256(r.stdoutBytes)).toBe(sha256(want));
-    const snap = JSON.parse((await coffer(["snapshots", "--repo", repo(), "--json"])).stdout).at(-1);
+    const snap = JSON.parse((await coffer(["snapshots", "--repo", repo(), "--json"])).stdout).at(
+      -1,
+    );
     expect(snap.source).toEqual({ kind: "command", tool: "sh" });
 
     const j = await coffer([
@@ -45,7 +47,13 @@ describe("backup --command", () => {
       "--json",
     ]);
     expect(j.code).toBe(0);
-    const out = await coffer(["restore", "--repo", repo(), JSON.parse(j.stdout).snapshot, "--stdout"]);
+    const out = await coffer([
+      "restore",
+      "--repo",
+      repo(),
+      JSON.parse(j.stdout).snapshot,
+      "--stdout",
+    ]);
     expect(out.stdout).toBe("a b|$HOME|*|");
   });
 
@@ -80,7 +88,15 @@ describe("backup --command", () => {
     ]);
     expect(killed.code).toBe(1);
     expect(killed.stderr).toContain("sh was killed by SIGKILL; no snapshot saved");
-    const empty = await coffer(["backup", "--repo", repo(), "--command", "true", "--stdin-name", "x"]);
+    const empty = await coffer([
+      "backup",
+      "--repo",
+      repo(),
+      "--command",
+      "true",
+      "--stdin-name",
+      "x",
+    ]);
     expect(empty.code).toBe(1);
     expect(empty.stderr).toContain("true wrote nothing; no snapshot saved");
     const missing = await coffer([

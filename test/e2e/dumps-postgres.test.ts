@@ -90,7 +90,15 @@ describe("backup --postgres against a real PostgreSQL", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/pg_restore failed.*already exists/);
     expect(again.stderr.trim().split("\n")).toHaveLength(1);
-    const clean = await coffer(["restore", "--repo", repo(), s1.snapshot, "--postgres", url, "--clean"]);
+    const clean = await coffer([
+      "restore",
+      "--repo",
+      repo(),
+      s1.snapshot,
+      "--postgres",
+      url,
+      "--clean",
+    ]);
     expect(clean.code).toBe(0);
     expect(psql(db, checksumSql)).toBe(sum);
   });
@@ -114,7 +122,14 @@ describe("backup --postgres against a real PostgreSQL", () => {
     const r = await coffer(["restore", "--repo", repo(), id, "--postgres", `${pgBase}/${other}`]);
     expect(r.code).toBe(0);
     expect(psql(other, checksumSql)).toBe(sum);
-    const wrong = await coffer(["restore", "--repo", repo(), id, "--mysql", "mysql://root@127.0.0.1/x"]);
+    const wrong = await coffer([
+      "restore",
+      "--repo",
+      repo(),
+      id,
+      "--mysql",
+      "mysql://root@127.0.0.1/x",
+    ]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain("PostgreSQL dump: use --postgres");
   });
