@@ -45,7 +45,10 @@ const commands = [
 ];
 
 async function main(): Promise<void> {
-  const cli = yargs(hideBin(process.argv))
+  // `--tar -` names stdin/stdout as tar tools do; yargs takes no "-" as a value, so --tar
+  // is a flag and its "-" is dropped here (cli/commands/backup-source.ts, restore-source.ts).
+  const argv = hideBin(process.argv).filter((a, i, all) => !(a === "-" && all[i - 1] === "--tar"));
+  const cli = yargs(argv)
     .scriptName("coffer")
     .usage("coffer: encrypted, deduplicating backups\n\nUsage: coffer <command> [options]")
     .option("repo", {
