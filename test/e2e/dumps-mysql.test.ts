@@ -72,6 +72,29 @@ describe("backup --mysql against a real MariaDB", () => {
     expect(mariadb(db, checksumSql)).toBe(sum);
   });
 
+  it("--all-databases dumps every database and records their names", async () => {
+    const b = await coffer([
+      "backup",
+      "--repo",
+      repo(),
+      "--mysql",
+      myBase,
+      "--all-databases",
+      "--json",
+    ]);
+    expect(b.code).toBe(0);
+    const id = JSON.parse(b.stdout).snapshot;
+    const snap = JSON.parse((await coffer(["snapshots", "--repo", repo(), "--json"])).stdout).at(
+      -1,
+    );
+    expect(snap.paths).toEqual(["mysql:*"]);
+    expect(snap.source.allDatabases).toBe(true);
+    expect(snap.source.databases).toContain(db);
+    expect(snap.source.databases).not.toContain("information_schema");
+    const dump = await coffer(["restore", "--repo", repo(), id, "--stdout"]);
+    expect(dump.stdout).toContain(`CREATE DATABASE /*!32312 IF NOT EXISTS*/ \`${db}\``);
+  });
+
   it("a missing database fails the backup with exit 1 and records no snapshot", async () => {
     const before = await repoFiles(repo(), "snapshots");
     const r = await coffer([
