@@ -135,8 +135,12 @@ describe("tar streams", () => {
     await fs.mkdir(outside);
     const pack = tar.pack();
     const chunks: Buffer[] = [];
-    pack.on("data", (d: Buffer) => chunks.push(d));
-    const ended = new Promise((r) => pack.on("end", r));
+    pack.on("data", (d: unknown) => {
+      chunks.push(d as Buffer);
+    });
+    const ended = new Promise<void>((r) => {
+      pack.on("end", () => r());
+    });
     pack.entry({ name: "../escape.txt" }, "up one\n");
     pack.entry({ name: "a/../../escape2.txt" }, "up two\n");
     pack.entry({ name: `${outside}/abs.txt` }, "absolute\n");
