@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -63,5 +64,14 @@ export async function secretFile(
   await chmod(dir, 0o700);
   const file = path.join(dir, name);
   await writeFile(file, content, { mode: 0o600, flag: "wx" });
-  return { file, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  // Also on process.exit (SIGINT/SIGTERM end the process without unwinding finally blocks).
+  const onExit = () => rmSync(dir, { recursive: true, force: true });
+  process.once("exit", onExit);
+  return {
+    file,
+    cleanup: async () => {
+      process.removeListener("exit", onExit);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -43,9 +43,10 @@ function paxOf(h: tar.Header): Record<string, string> {
 
 function mtimeNs(h: tar.Header): string {
   const pax = paxOf(h).mtime;
-  if (pax !== undefined && /^-?\d+(\.\d+)?$/.test(pax)) {
+  // Times before 1970 fall back to the header's whole seconds.
+  if (pax !== undefined && /^\d+(\.\d+)?$/.test(pax)) {
     const [sec = "0", frac = ""] = pax.split(".");
-    return (BigInt(sec) * 1_000_000_000n + BigInt((frac + "000000000").slice(0, 9))).toString();
+    return (BigInt(sec) * 1_000_000_000n + BigInt(`${frac}000000000`.slice(0, 9))).toString();
   }
   return (BigInt(Math.floor((h.mtime?.getTime() ?? 0) / 1000)) * 1_000_000_000n).toString();
 }
