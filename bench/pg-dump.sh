@@ -70,7 +70,7 @@ const overhead = (n) => `${(((by[n].wallS / by.pg_dump.wallS) - 1) * 100).toFixe
 const lines = [
   `# pg_dump benchmark (bench/pg-dump.sh ${sizeMb})`,
   "",
-  `${new Date().toISOString()}; database ${(dbBytes / 2 ** 20).toFixed(0)} MiB on disk, custom-format dump ${(dumpBytes / 2 ** 20).toFixed(0)} MiB; load average at start: ${require("node:os").loadavg()[0].toFixed(2)} (2 cores, shared)`,
+  `${new Date().toISOString()}; database ${(dbBytes / 2 ** 20).toFixed(0)} MiB on disk, custom-format dump ${(dumpBytes / 2 ** 20).toFixed(0)} MiB; load average (1 min) at the end: ${require("node:os").loadavg()[0].toFixed(2)} (2 cores, shared)`,
   "",
   "| row | wall s | over pg_dump | peak RSS MiB |",
   "| --- | ---: | ---: | ---: |",
