@@ -4,7 +4,7 @@ import * as path from "node:path";
 import tar from "tar-stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { coffer, initRepo, useTempDir } from "../helpers.js";
-import { compareTrees, pseudoRandom, walkTree } from "./e2e-helpers.js";
+import { compareTrees, pseudoRandom, repoFiles, walkTree } from "./e2e-helpers.js";
 
 // Tar streams both ways, checked against GNU tar (a reader and writer we did not write):
 // long names, symlinks, hard links, modes, mtimes and owners survive.
@@ -33,6 +33,25 @@ async function makeTree(root: string): Promise<void> {
     await fs.lutimes(p, t, t);
     t += 3601;
   }
+}
+
+/** One ustar header block, written by hand so that it can lie (a PAX header of 100 MiB). */
+function ustarHeader(name: string, size: number, type: string): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100);
+  h.write("0000644\0", 100);
+  h.write("0000000\0", 108);
+  h.write("0000000\0", 116);
+  h.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  h.write("00000000000\0", 136);
+  h.write("        ", 148);
+  h.write(type, 156);
+  h.write("ustar\0", 257);
+  h.write("00", 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return h;
 }
 
 describe("tar streams", () => {
@@ -179,5 +198,19 @@ describe("tar streams", () => {
       expect(n.startsWith("/")).toBe(false);
       expect(n.split("/")).not.toContain("..");
     }
+  });
+
+  it("a tar with a huge PAX header fails the backup with exit 1 and records nothing", async () => {
+    const before = await repoFiles(repo(), "snapshots");
+    const input = Buffer.concat([
+      ustarHeader("PaxHeader/x", 100 * 2 ** 20, "x"),
+      Buffer.alloc(4096),
+    ]);
+    const b = await coffer(["backup", "--repo", repo(), "--tar", "-"], { input });
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(
+      /^coffer: --tar -: not a readable tar stream: .*Header exceeds max size\n$/,
+    );
+    expect(await repoFiles(repo(), "snapshots")).toEqual(before);
   });
 });
