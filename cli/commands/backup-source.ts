@@ -6,6 +6,7 @@ import { saveSnapshot } from "../../src/repo/snapshots.js";
 import { prepareCommand } from "../../src/source/command.js";
 import type { PreparedDump } from "../../src/source/dump-source.js";
 import { prepareMysql } from "../../src/source/mysql.js";
+import { dumpPgDirectory } from "../../src/source/pg-directory.js";
 import { type PgFormat, pgFormats, preparePostgres } from "../../src/source/postgres.js";
 import { backupTarStream } from "../../src/source/tar-source.js";
 import { formatBytes, printJson, shownPath, warn } from "../output.js";
@@ -128,6 +129,19 @@ export async function backupSource(
         });
         source = { kind: "tar" };
         label = "tar:-";
+      } else if (args.postgres !== undefined && args["pg-format"] === "directory") {
+        const dump = await dumpPgDirectory(args.postgres);
+        try {
+          tree = await archiver.backupDirAs(dump.name, dump.dir);
+          if (archiver.counters.errors > 0)
+            throw new UserError(
+              "files of the pg_dump directory could not be read; no snapshot saved",
+            );
+        } finally {
+          await dump.cleanup();
+        }
+        source = dump.source;
+        label = dump.label;
       } else {
         const prepared = await prepare(args);
         try {

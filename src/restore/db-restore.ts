@@ -1,12 +1,18 @@
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { UserError } from "../errors.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
+import { rawName } from "../repo/tree.js";
+import { runCapture } from "../source/child-dump.js";
 import { redactUrl } from "../source/db-url.js";
 import { mysqlClient, mysqlConnection } from "../source/mysql.js";
 import { pgConnection } from "../source/postgres.js";
 import { ChildSink } from "./child-sink.js";
 import { fileChunks } from "./file-content.js";
+import { Restorer } from "./restorer.js";
 import { loadTree } from "./tree-walk.js";
 
 export interface DbTarget {
@@ -44,9 +50,9 @@ async function sinkFor(
     if (kind === "mysql")
       throw new UserError(`snapshot ${id} holds a MariaDB/MySQL dump: use --mysql URL`);
     const format = kind === "postgres" ? snap.source.format : "plain";
-    if (target.clean && format !== "custom") {
+    if (target.clean && format === "plain") {
       throw new UserError(
-        `--clean works with custom-format dumps (pg_restore); snapshot ${id} is plain SQL, which restores as written`,
+        `--clean works with custom and directory dumps (pg_restore); snapshot ${id} is plain SQL, which restores as written`,
       );
     }
     const conn = await pgConnection(target.postgres);
@@ -102,12 +108,68 @@ async function sinkFor(
   return { sink, cleanup: conn.cleanup };
 }
 
+/**
+ * A directory-format dump: restored into a private temp directory (the directory
+ * restorer, every chunk verified), then read by `pg_restore --format=directory`.
+ */
+async function restorePgDirectory(
+  store: BlobStore,
+  snap: SnapshotWithId,
+  target: DbTarget & { postgres: string },
+): Promise<number> {
+  const root = await loadTree(store, snap.tree);
+  const only = root.nodes[0];
+  if (root.nodes.length !== 1 || only?.type !== "dir") {
+    throw new UserError(`snapshot ${snap.id.slice(0, 8)} is not a directory-format dump`);
+  }
+  const tmp = await mkdtemp(path.join(tmpdir(), "coffer-pgdir-"));
+  const conn = await pgConnection(target.postgres);
+  try {
+    await chmod(tmp, 0o700);
+    let failure: Error | null = null;
+    const restorer = new Restorer(
+      store,
+      {
+        onError: (p, err) => {
+          failure ??= new UserError(`${p}: ${err.message}`);
+        },
+        onWarning: () => {},
+      },
+      null,
+    );
+    const name = rawName(only);
+    await restorer.restore(only, [name], tmp);
+    if (failure !== null) throw failure;
+    await runCapture({
+      label: "pg_restore",
+      command: "pg_restore",
+      args: [
+        "--exit-on-error",
+        "--single-transaction",
+        "--format=directory",
+        ...(target.clean ? ["--clean", "--if-exists"] : []),
+        conn.dbnameArg,
+        tmp, // a directory node restores its contents into the target itself
+      ],
+      env: conn.env,
+      secrets: conn.secrets,
+    });
+    return restorer.counters.bytes;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+    await conn.cleanup();
+  }
+}
+
 /** Streams a dump snapshot into the database's restore tool; returns the bytes fed. */
 export async function restoreDatabase(
   store: BlobStore,
   snap: SnapshotWithId,
   target: DbTarget,
 ): Promise<number> {
+  if (target.postgres !== undefined && snap.source.format === "directory") {
+    return restorePgDirectory(store, snap, { ...target, postgres: target.postgres });
+  }
   const file = await dumpFile(store, snap);
   const { sink, cleanup } = await sinkFor(snap, target);
   let bytes = 0;

@@ -3,8 +3,8 @@ import { ChildDump, type ChildSpec, runCapture } from "./child-dump.js";
 import { type DbUrl, parseDbUrl, redactUrl, secretFile } from "./db-url.js";
 import type { PreparedDump } from "./dump-source.js";
 
-export type PgFormat = "custom" | "plain";
-export const pgFormats: readonly PgFormat[] = ["custom", "plain"];
+export type PgFormat = "custom" | "plain" | "directory";
+export const pgFormats: readonly PgFormat[] = ["custom", "plain", "directory"];
 
 /**
  * How libpq tools reach the server: the URL without its password as --dbname, and the
@@ -42,7 +42,9 @@ export async function pgConnection(raw: string): Promise<PgConnection> {
 }
 
 /** Server version and current database, one psql round trip. */
-async function pgServerInfo(conn: PgConnection): Promise<{ version: string; database: string }> {
+export async function pgServerInfo(
+  conn: PgConnection,
+): Promise<{ version: string; database: string }> {
   const out = await runCapture(
     psqlSpec(conn, "SELECT current_setting('server_version'), current_database()"),
   );

@@ -33,6 +33,7 @@ describe("backup --postgres against a real PostgreSQL", () => {
   });
   const db = uniqueDb("coffer_pg");
   const other = uniqueDb("coffer_pg_plain");
+  const third = uniqueDb("coffer_pg_dir");
   const repo = () => path.join(dir, "repo");
   let sum = "";
 
@@ -45,6 +46,7 @@ describe("backup --postgres against a real PostgreSQL", () => {
   afterAll(() => {
     psql("postgres", `DROP DATABASE IF EXISTS ${db}`);
     psql("postgres", `DROP DATABASE IF EXISTS ${other}`);
+    psql("postgres", `DROP DATABASE IF EXISTS ${third}`);
   });
 
   it("backs up a custom-format dump, restores it into a dropped database, content equal; a second backup deduplicates", async () => {
@@ -132,6 +134,44 @@ describe("backup --postgres against a real PostgreSQL", () => {
     ]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain("PostgreSQL dump: use --postgres");
+  });
+
+  it("a directory-format dump is stored as a directory (a file per table) and restores through pg_restore", async () => {
+    const b = await coffer([
+      "backup",
+      "--repo",
+      repo(),
+      "--postgres",
+      `${pgBase}/${db}`,
+      "--pg-format",
+      "directory",
+      "--json",
+    ]);
+    expect(b.stderr).toBe("");
+    expect(b.code).toBe(0);
+    const id = JSON.parse(b.stdout).snapshot;
+    const ls = (await coffer(["ls", "--repo", repo(), id])).stdout.trim().split("\n");
+    expect(ls).toContain(`/${db}.dir/toc.dat`);
+    expect(ls.filter((l) => l.endsWith(".dat.gz")).length).toBeGreaterThan(0);
+    const snap = JSON.parse((await coffer(["snapshots", "--repo", repo(), "--json"])).stdout).at(
+      -1,
+    );
+    expect(snap.source).toMatchObject({ kind: "postgres", format: "directory", databases: [db] });
+    psql("postgres", `CREATE DATABASE ${third}`);
+    const r = await coffer(["restore", "--repo", repo(), id, "--postgres", `${pgBase}/${third}`]);
+    expect(r.code).toBe(0);
+    expect(psql(third, checksumSql)).toBe(sum);
+    const clean = await coffer([
+      "restore",
+      "--repo",
+      repo(),
+      id,
+      "--postgres",
+      `${pgBase}/${third}`,
+      "--clean",
+    ]);
+    expect(clean.code).toBe(0);
+    expect(psql(third, checksumSql)).toBe(sum);
   });
 
   it("a missing database fails the backup with exit 1 and records no snapshot", async () => {
