@@ -70,7 +70,7 @@ describe("backup --postgres against a real PostgreSQL", () => {
     });
     expect(snap.source.serverVersion).toMatch(/^\d+/);
     const table = await coffer(["snapshots", "--repo", repo()]);
-    expect(table.stdout).toContain(`postgres:${db}`);
+    expect(table.stdout).toMatch(new RegExp(`postgres:${db} \\(pg_dump custom, server \\d+`));
 
     const b2 = await coffer(["backup", "--repo", repo(), "--postgres", url, "--json"]);
     expect(b2.code).toBe(0);
