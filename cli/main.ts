@@ -5,6 +5,7 @@ import { hideBin } from "yargs/helpers";
 import { CofferError } from "../src/errors.js";
 import { backendOptions } from "./backend-options.js";
 import { backupCommand } from "./commands/backup.js";
+import { exportCommand } from "./commands/export.js";
 import { forgetCommand } from "./commands/forget.js";
 import { initCommand } from "./commands/init.js";
 import { keyCommand } from "./commands/key.js";
@@ -39,6 +40,7 @@ const commands = [
   snapshotsCommand,
   lsCommand,
   restoreCommand,
+  exportCommand,
   verifyCommand,
   forgetCommand,
   pruneCommand,
@@ -48,7 +50,10 @@ const commands = [
 ];
 
 async function main(): Promise<void> {
-  const cli = yargs(hideBin(process.argv))
+  // `--tar -` names stdin/stdout as tar tools do; yargs takes no "-" as a value, so --tar
+  // is a flag and its "-" is dropped here (cli/commands/backup-source.ts, restore-source.ts).
+  const argv = hideBin(process.argv).filter((a, i, all) => !(a === "-" && all[i - 1] === "--tar"));
+  const cli = yargs(argv)
     .scriptName("coffer")
     .usage("coffer: encrypted, deduplicating backups\n\nUsage: coffer <command> [options]")
     .option("repo", {

@@ -1,40 +1,22 @@
 import { lstat } from "node:fs/promises";
-import { hostname, userInfo } from "node:os";
 import type { Argv } from "yargs";
-import type { ArchiverEvents } from "../../src/archiver/archiver.js";
-import { Archiver, absolutePaths } from "../../src/archiver/archiver.js";
+import { absolutePaths } from "../../src/archiver/archiver.js";
 import { streamReader } from "../../src/chunker/chunk-reader.js";
 import { UserError } from "../../src/errors.js";
 import type { Repository } from "../../src/repo/repository.js";
-import type { BackupSummary, Snapshot, SnapshotWithId } from "../../src/repo/snapshot.js";
-import { listSnapshots, resolveSnapshot, saveSnapshot } from "../../src/repo/snapshots.js";
+import type { SnapshotWithId } from "../../src/repo/snapshot.js";
+import { listSnapshots, resolveSnapshot } from "../../src/repo/snapshots.js";
 import { excludeMatcher } from "../../src/source/exclude.js";
-import { ExitCode } from "../exit-codes.js";
-import { formatBytes, printJson, shownPath, warn } from "../output.js";
-import type { RepoArgs } from "../session.js";
-import { withRepository } from "../session.js";
+import { backupSource, type SourceArgs, sourceOptions, wantsSource } from "./backup-source.js";
+import { type RecordArgs, recordBackup } from "./record-backup.js";
 
-/**
- * How `coffer run` reuses this handler in-process: it receives the archiver's events and
- * the result, and the handler prints nothing of its own.
- */
-export interface BackupObserver
-  extends Pick<ArchiverEvents, "onError" | "onWarning" | "onProgress"> {
-  onResult(result: { id: string; paths: string[]; summary: BackupSummary }): void;
-}
-
-export interface BackupArgs extends RepoArgs {
+export interface BackupArgs extends RecordArgs, SourceArgs {
   paths?: string[];
   exclude?: string[];
-  tag?: string[];
-  host?: string;
   stdin?: boolean;
   parent?: string;
   force?: boolean;
   "stdin-name"?: string;
-  json?: boolean;
-  quiet?: boolean;
-  observer?: BackupObserver;
 }
 
 export const backupCommand = {
@@ -63,10 +45,12 @@ export const backupCommand = {
         describe:
           "snapshot whose metadata lets unchanged files be skipped (default: latest of same host and paths)",
       })
-      .option("force", { type: "boolean", describe: "read every file, even unchanged ones" }),
+      .option("force", { type: "boolean", describe: "read every file, even unchanged ones" })
+      .options(sourceOptions),
   handler: async (args: BackupArgs) => {
-    const started = Date.now();
     const paths = args.paths ?? [];
+    // Database dumps, --command and --tar: src/source/, cli/commands/backup-source.ts.
+    if (wantsSource(args)) return backupSource(args, paths, args.stdin ?? false);
     if (args.stdin) {
       if (paths.length > 0) throw new UserError("--stdin takes no paths");
       const name = args["stdin-name"];
@@ -84,28 +68,11 @@ export const backupCommand = {
         }
       }
     }
-    const tags = args.tag ?? [];
-    if (tags.some((t) => t === "" || t.includes(",")))
-      throw new UserError("a tag must be non-empty and have no comma");
-
-    const result = await withRepository(
+    await recordBackup(
       args,
-      { exclusive: false, loadIndex: true },
-      async (store) => {
-        await store.repo.beginWrite();
-        const archiver = new Archiver(
-          store,
-          store.repo.chunker(),
-          args.observer ?? {
-            onError: (p, m) => warn(`error: ${shownPath(p)}: ${m}`),
-            onWarning: (p, m) => {
-              if (!args.quiet) warn(`warning: ${shownPath(p)}: ${m}`);
-            },
-          },
-          { exclude: excludeMatcher(args.exclude ?? []) },
-        );
+      excludeMatcher(args.exclude ?? []),
+      async ({ archiver, store, host }) => {
         const abs = absolutePaths(paths);
-        const host = args.host ?? hostname();
         // A writer-only key cannot read old trees: no file cache, every file is read again.
         const parent =
           args.stdin || args.force || store.repo.writer !== null
@@ -114,37 +81,13 @@ export const backupCommand = {
         const tree = args.stdin
           ? await archiver.backupStream(args["stdin-name"] as string, streamReader(process.stdin))
           : await archiver.backupPaths(abs, parent?.tree);
-        await store.flush();
-        const snapshot: Snapshot = {
-          version: 1,
-          time: new Date(started).toISOString(),
-          hostname: host,
-          username: userInfo().username,
-          paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,
-          tags,
+        return {
           tree,
+          paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,
           source: { kind: args.stdin ? "stdin" : "files" },
-          summary: { ...archiver.counters, ...store.stats, durationMs: Date.now() - started },
         };
-        const id = await saveSnapshot(store.repo, snapshot);
-        return { id, paths: snapshot.paths, summary: snapshot.summary };
       },
     );
-    if (args.observer) return args.observer.onResult(result);
-
-    const s = result.summary;
-    if (args.json) {
-      printJson({ snapshot: result.id, ...s });
-    } else if (!args.quiet) {
-      process.stderr.write(
-        `${s.files} files, ${s.dirs} dirs, ${formatBytes(s.bytesRead)} read, ${formatBytes(s.bytesAdded)} added in ${(s.durationMs / 1000).toFixed(1)} s\n`,
-      );
-    }
-    if (!args.json) process.stdout.write(`${result.id}\n`);
-    if (s.errors > 0) {
-      warn(`${s.errors} files or directories could not be read; the snapshot lacks them`);
-      process.exitCode = ExitCode.incomplete;
-    }
   },
 };
 

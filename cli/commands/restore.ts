@@ -9,8 +9,14 @@ import { excludeMatcher } from "../../src/source/exclude.js";
 import { formatBytes, printJson, shownPath, warn } from "../output.js";
 import type { RepoArgs } from "../session.js";
 import { withRepository } from "../session.js";
+import {
+  type RestoreSourceArgs,
+  restoreSource,
+  restoreSourceOptions,
+  wantsRestoreSource,
+} from "./restore-source.js";
 
-interface RestoreArgs extends RepoArgs {
+interface RestoreArgs extends RepoArgs, RestoreSourceArgs {
   snapshot: string;
   path?: string;
   target?: string;
@@ -34,8 +40,11 @@ export const restoreCommand = {
         nargs: 1,
         describe: "restore only paths matching GLOB",
       })
-      .option("stdout", { type: "boolean", describe: "write one file's bytes to standard output" }),
+      .option("stdout", { type: "boolean", describe: "write one file's bytes to standard output" })
+      .options(restoreSourceOptions),
   handler: async (args: RestoreArgs) => {
+    // Database restores and tar output: cli/commands/restore-source.ts.
+    if (wantsRestoreSource(args)) return restoreSource(args);
     if (args.stdout === (args.target !== undefined)) {
       throw new UserError("give exactly one of --target DIR or --stdout");
     }

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import type { SnapshotSource } from "../../src/repo/snapshot.js";
 import { listSnapshots } from "../../src/repo/snapshots.js";
 import { printJson } from "../output.js";
 import type { RepoArgs } from "../session.js";
@@ -32,12 +33,20 @@ export const snapshotsCommand = {
       s.time.replace("T", " ").replace(/\.\d+Z$/, "Z"),
       s.hostname,
       s.tags.join(","),
-      s.paths.join(" "),
+      s.paths.join(" ") + sourceNote(s.source),
     ]);
     printTable(["ID", "Time", "Host", "Tags", "Paths"], rows);
     process.stdout.write(`${all.length} snapshots\n`);
   },
 };
+
+/** For dumps: " (pg_dump custom, server 15.20)"; nothing for files and stdin. */
+function sourceNote(src: SnapshotSource): string {
+  const parts = [src.tool, src.format].filter((x) => x !== undefined).join(" ");
+  const version = src.serverVersion?.split(" ")[0];
+  const all = [parts, version ? `server ${version}` : ""].filter((x) => x !== "").join(", ");
+  return all === "" ? "" : ` (${all})`;
+}
 
 function printTable(head: string[], rows: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

@@ -45,7 +45,8 @@ function sourceArgs(s: SourceConfig): Record<string, unknown> {
   return {
     postgres: s.postgres,
     mysql: s.mysql,
-    command: s.command,
+    // The config's argv list, in --command's JSON-array form (no shell, no re-splitting).
+    command: s.command === undefined ? undefined : JSON.stringify(s.command),
     "stdin-name": s.stdin_name,
     "pg-format": s.pg_format,
     "all-databases": s.all_databases,

@@ -125,6 +125,45 @@ export class Archiver {
     return this.saveTree([node]);
   }
 
+  /**
+   * Backs up the directory `dir` as the one entry of the snapshot's root, named `name`
+   * (a pg_dump directory-format dump written to a temp directory).
+   */
+  async backupDirAs(name: string, dir: string): Promise<string> {
+    const p = Buffer.from(dir);
+    const st = this.lstat(p);
+    if (st === null || !st.isDirectory()) throw new UserError(`${dir} is not a directory`);
+    const subtree = await this.saveDir(p, await ParentDir.load(this.#store, undefined));
+    if (subtree === null) throw new UserError(`cannot read ${dir}`);
+    this.counters.dirs++;
+    return this.saveTree([{ ...metadataNode(Buffer.from(name), "dir", st), subtree }]);
+  }
+
+  /**
+   * Stores one byte stream as a file's content (a tar entry); returns its chunk ids and
+   * size. `sizeHint` (the entry's declared size) keeps small entries off the 16 MiB buffer.
+   */
+  async storeContent(
+    reader: ByteReader,
+    sizeHint: number,
+  ): Promise<{ content: string[]; size: number }> {
+    const small = sizeHint < smallFileLimit;
+    const buffer = small ? Buffer.allocUnsafe(sizeHint + 1) : this.takeScratch();
+    try {
+      const r = await this.saveContent(reader, buffer);
+      this.counters.files++;
+      return r;
+    } finally {
+      if (!small) this.#scratch.push(buffer);
+      await this.#store.checkpoint();
+    }
+  }
+
+  /** Stores a directory's nodes (sorted by name bytes) as a tree blob; returns its id. */
+  storeTree(nodes: TreeNode[]): Promise<string> {
+    return this.saveTree(nodes);
+  }
+
   private async saveVirtualDir(dir: Buffer, trie: PathTrie, parent: ParentDir): Promise<string> {
     const nodes: TreeNode[] = [];
     for (const [name, child] of trie.children) {

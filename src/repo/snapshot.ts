@@ -14,8 +14,26 @@ export interface Snapshot {
   parent?: string;
   /** Root tree blob id: one node per backed-up path, named by its base name. */
   tree: string;
-  source: { kind: "files" | "stdin" };
+  source: SnapshotSource;
   summary: BackupSummary;
+}
+
+/**
+ * Where the snapshot's data came from (docs/FORMAT.md §Snapshots). Dumps record enough for
+ * `restore --postgres/--mysql` to pick the tool; never a URL or password.
+ */
+export interface SnapshotSource {
+  kind: "files" | "stdin" | "postgres" | "mysql" | "command" | "tar";
+  /** The dump program: pg_dump, pg_dumpall, mariadb-dump, mysqldump, or a command's name. */
+  tool?: string;
+  /** Dump format: "custom" or "plain" (PostgreSQL), "sql" (MariaDB/MySQL). */
+  format?: string;
+  /** The server's version string as the server reports it. */
+  serverVersion?: string;
+  /** Databases in the dump. */
+  databases?: string[];
+  /** The dump holds every database of the server (pg_dumpall, --all-databases). */
+  allDatabases?: boolean;
 }
 
 export interface BackupSummary {

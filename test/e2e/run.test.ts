@@ -424,6 +424,33 @@ describe("coffer run", () => {
     expect(m.get("coffer_last_exit_code")?.get('job="broken-hook",repository="local"')).toBe(1);
   });
 
+  it("a command source stores its output; a command that fails records nothing and exits 1", async () => {
+    const d = path.join(dir, "command");
+    await mkdir(d);
+    const s = await setUp(
+      d,
+      `  dump:
+    repository: local
+    sources:
+      - command: [sh, -c, "printf 'dump body'"]
+        stdin_name: app.dump
+  broken:
+    repository: local
+    sources:
+      - command: [sh, -c, "printf partial; exit 3"]
+        stdin_name: broken.dump`,
+    );
+    const ok = await run(["dump", "--config", s.config]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const snaps = await snapshots(s.repo);
+    expect(snaps).toHaveLength(1);
+    const body = await coffer(["restore", "--repo", s.repo, "latest", "--stdout", "app.dump"]);
+    expect(body.stdout).toBe("dump body");
+    const bad = await run(["broken", "--config", s.config]);
+    expect(bad.code).toBe(1);
+    expect(await snapshots(s.repo)).toHaveLength(1);
+  });
+
   it("config errors name file, line and key, say what is expected, and exit 1", async () => {
     const d = path.join(dir, "errors");
     await mkdir(d);
