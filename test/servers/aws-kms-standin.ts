@@ -12,8 +12,8 @@ import {
   randomUUID,
   timingSafeEqual,
 } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LoopbackServer } from "./loopback-server.js";
 
 export const awsRegion = "eu-central-1";
 export const awsAccount = "111122223333";
@@ -52,30 +52,13 @@ function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac("sha256", key).update(data).digest();
 }
 
-export class AwsKmsStandIn {
-  readonly #server: Server;
+export class AwsKmsStandIn extends LoopbackServer {
   readonly #keys = new Map<string, StandInKey>();
   readonly #creds = new Map<string, Credential>();
   /** Targets of the requests received, in order (for assertions). */
   readonly calls: string[] = [];
   #throttleNext = 0;
   #failNext = 0;
-  url = "";
-
-  constructor() {
-    this.#server = createServer((req, res) => this.#handle(req, res));
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
 
   addCredential(
     accessKeyId: string,
@@ -195,7 +178,7 @@ export class AwsKmsStandIn {
     return akid as string;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {

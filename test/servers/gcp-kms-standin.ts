@@ -12,8 +12,8 @@ import {
   randomBytes,
   verify,
 } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LoopbackServer } from "./loopback-server.js";
 
 interface CryptoKey {
   versions: Array<{ material: Buffer; state: "ENABLED" | "DISABLED" }>;
@@ -30,28 +30,11 @@ class GcpFault extends Error {
   }
 }
 
-export class GcpKmsStandIn {
-  readonly #server: Server;
+export class GcpKmsStandIn extends LoopbackServer {
   readonly #keys = new Map<string, CryptoKey>();
   /** service account email -> public key and allowed methods ("encrypt", "decrypt"). */
   readonly #accounts = new Map<string, { publicKey: KeyObject; allow: Set<string> }>();
   readonly calls: string[] = [];
-  url = "";
-
-  constructor() {
-    this.#server = createServer((req, res) => this.#handle(req, res));
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
 
   /** Registers a service account; returns its key file (GOOGLE_APPLICATION_CREDENTIALS). */
   addServiceAccount(email: string, allow: string[]): string {
@@ -111,7 +94,7 @@ export class GcpKmsStandIn {
     return String(claims.iss);
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {

@@ -4,9 +4,8 @@
 // /keys/<key>/config (min_decryption_version). Real AES-256-GCM; ciphertexts are
 // "vault:v<N>:<base64(nonce || ciphertext || tag)>" like Vault's.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createTlsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LoopbackServer } from "./loopback-server.js";
 
 interface TransitKey {
   versions: Buffer[];
@@ -22,34 +21,14 @@ class VaultFault extends Error {
   }
 }
 
-export class VaultStandIn {
-  readonly #server: Server;
+export class VaultStandIn extends LoopbackServer {
   readonly #keys = new Map<string, TransitKey>();
   /** token -> allowed "op:mount/key" strings ("*" for all). */
   readonly #tokens = new Map<string, Set<string>>();
   readonly calls: string[] = [];
   #failNext = 0;
-  url = "";
 
   /** With tls, serves HTTPS with that certificate (as a Vault with its own CA would). */
-  constructor(tls?: { key: Buffer; cert: Buffer }) {
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
-    this.#server = tls ? createTlsServer(tls, handler) : createServer(handler);
-    this.#scheme = tls ? "https" : "http";
-  }
-
-  readonly #scheme: string;
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    this.url = `${this.#scheme}://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
 
   addToken(token: string, allow: string[]): void {
     this.#tokens.set(token, new Set(allow));
@@ -70,7 +49,7 @@ export class VaultStandIn {
     return k;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
