@@ -4,8 +4,6 @@ import type { Options } from "yargs";
 import type { Backend } from "../src/backend/backend.js";
 import { CachingBackend, defaultCacheRoot } from "../src/backend/cache.js";
 import { defaultRetryPolicy } from "../src/backend/retry.js";
-import { parseS3Url, S3Backend } from "../src/backend/s3.js";
-import { checkEndpoint, makeS3Client } from "../src/backend/s3-client.js";
 import { UserError } from "../src/errors.js";
 import { parseConfig } from "../src/repo/config.js";
 
@@ -111,12 +109,15 @@ export function uploadConcurrency(args: BackendArgs, backend: Backend): number {
   return given ?? (backend.location.startsWith("s3://") ? 4 : 1);
 }
 
-export function remoteBackendFor(url: string, args: BackendArgs): Backend {
+export async function remoteBackendFor(url: string, args: BackendArgs): Promise<Backend> {
   if (!url.startsWith("s3://")) {
     throw new UserError(
       `${url}: unsupported repository URL: use a directory or s3://BUCKET/PREFIX`,
     );
   }
+  // The AWS SDK loads only for S3 repositories: local ones start without it.
+  const { parseS3Url, S3Backend } = await import("../src/backend/s3.js");
+  const { checkEndpoint, makeS3Client } = await import("../src/backend/s3-client.js");
   const { bucket } = parseS3Url(url);
   const endpoint = args["s3-endpoint"];
   const insecure = args["insecure-http"] ?? false;

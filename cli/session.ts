@@ -33,7 +33,7 @@ async function acquireLock(
   }
 }
 
-export function backendFor(args: RepoArgs): Backend {
+export async function backendFor(args: RepoArgs): Promise<Backend> {
   const repo = args.repo ?? process.env.COFFER_REPO;
   if (repo === undefined || repo === "") {
     throw new UserError("no repository given: use --repo DIR or set COFFER_REPO");
@@ -43,7 +43,7 @@ export function backendFor(args: RepoArgs): Backend {
 }
 
 export async function openRepository(args: RepoArgs): Promise<Repository> {
-  return Repository.open(backendFor(args), await unwrappers(args));
+  return Repository.open(await backendFor(args), await unwrappers(args));
 }
 
 const cleanups = new Set<() => Promise<void>>();

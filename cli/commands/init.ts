@@ -23,7 +23,7 @@ export const initCommand = {
         describe: "log2 of scrypt's cost for the passphrase envelope (10-20)",
       }),
   handler: async (args: RepoArgs & { json?: boolean }) => {
-    const backend = backendFor(args);
+    const backend = await backendFor(args);
     const ws = await wrappers(args);
     const repo = await Repository.init(backend, ws);
     if (args.json)

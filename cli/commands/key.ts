@@ -30,7 +30,7 @@ async function withRing<T>(
   keys: KeyUnwrapper[],
   fn: (ring: KeyRing) => Promise<T>,
 ): Promise<T> {
-  const ring = await KeyRing.open(backendFor(args), keys);
+  const ring = await KeyRing.open(await backendFor(args), keys);
   try {
     return await fn(ring);
   } finally {

@@ -91,7 +91,7 @@ async function openRepo(name: string, r: RepositoryConfig, ctx: RunContext): Pro
       ...(ambient !== undefined ? [new PassphraseProvider(ambient)] : await unwrappers({})),
     );
   }
-  const repo = await RepositoryClass.open(backendFor(repoArgs(r, ctx)), keys);
+  const repo = await RepositoryClass.open(await backendFor(repoArgs(r, ctx)), keys);
   ctx.opened.set(name, repo);
   return repo;
 }
