@@ -6,7 +6,7 @@ import { dumpPgDirectory } from "../../src/source/pg-directory.js";
 import { type PgFormat, pgFormats, preparePostgres } from "../../src/source/postgres.js";
 import { backupTarStream } from "../../src/source/tar-source.js";
 import { shownPath, warn } from "../output.js";
-import { type RecordArgs, recordBackup } from "./record-backup.js";
+import { type RecordArgs, recordBackup, stdinName } from "./record-backup.js";
 
 /** The backup options of database dumps and tar streams (option names shared with `run`). */
 export interface SourceArgs {
@@ -58,11 +58,7 @@ async function prepare(args: SourceArgs): Promise<PreparedDump> {
   if (args.mysql !== undefined) {
     return prepareMysql(args.mysql, { allDatabases: args["all-databases"] ?? false });
   }
-  const name = args["stdin-name"];
-  if (!name || name.includes("/") || name === "." || name === "..") {
-    throw new UserError("--command needs --stdin-name NAME, a file name without '/'");
-  }
-  return prepareCommand(args.command as string, name);
+  return prepareCommand(args.command as string, stdinName(args, "--command"));
 }
 
 function checkArgs(args: SourceArgs, paths: readonly string[], stdin: boolean): void {

@@ -8,7 +8,7 @@ import type { SnapshotWithId } from "../../src/repo/snapshot.js";
 import { listSnapshots, resolveSnapshot } from "../../src/repo/snapshots.js";
 import { excludeMatcher } from "../../src/source/exclude.js";
 import { backupSource, type SourceArgs, sourceOptions, wantsSource } from "./backup-source.js";
-import { type RecordArgs, recordBackup } from "./record-backup.js";
+import { type RecordArgs, recordBackup, stdinName } from "./record-backup.js";
 
 export interface BackupArgs extends RecordArgs, SourceArgs {
   paths?: string[];
@@ -53,10 +53,7 @@ export const backupCommand = {
     if (wantsSource(args)) return backupSource(args, paths, args.stdin ?? false);
     if (args.stdin) {
       if (paths.length > 0) throw new UserError("--stdin takes no paths");
-      const name = args["stdin-name"];
-      if (!name || name.includes("/") || name === "." || name === "..") {
-        throw new UserError("--stdin needs --stdin-name NAME, a file name without '/'");
-      }
+      stdinName(args, "--stdin");
       if (process.stdin.isTTY) throw new UserError("--stdin reads a pipe, not the terminal");
     } else {
       if (paths.length === 0) throw new UserError("nothing to back up: give paths, or --stdin");

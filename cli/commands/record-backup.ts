@@ -96,3 +96,12 @@ export async function recordBackup(
     process.exitCode = ExitCode.incomplete;
   }
 }
+
+/** The --stdin-name a stream (stdin or a command's output) is stored under: one file name. */
+export function stdinName(args: { "stdin-name"?: string }, flag: "--stdin" | "--command"): string {
+  const name = args["stdin-name"];
+  if (!name || name.includes("/") || name === "." || name === "..") {
+    throw new UserError(`${flag} needs --stdin-name NAME, a file name without '/'`);
+  }
+  return name;
+}
