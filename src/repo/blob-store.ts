@@ -22,9 +22,9 @@ const maxUnindexedBlobs = 20_000;
 const maxBlobsPerPack = 10_000;
 /** Blobs at least this large go to the seal pool alone; smaller ones go in batches. */
 const poolThreshold = 64 * 1024;
-/** Jobs (a blob or a batch) being sealed by the pool at once: bounds memory at about this
- * many chunks. */
-const maxSealing = 3;
+/** Jobs (a blob or a batch) queued per seal worker: one running, one waiting, so a worker
+ * never idles while the main thread hashes. Memory: about 2 chunks per worker. */
+const sealingPerWorker = 2;
 /** Pack buffers kept for reuse by the next data pack. */
 const maxFreeBuffers = 1;
 /** Packs being written at once unless the caller says otherwise; each holds up to one
@@ -144,7 +144,8 @@ export class BlobStore {
         this.#sealing.delete(job);
       });
     this.#sealing.add(job);
-    while (this.#sealing.size > maxSealing) await Promise.race(this.#sealing);
+    const limit = sealingPerWorker * (this.#pool?.size ?? 1);
+    while (this.#sealing.size >= limit) await Promise.race(this.#sealing);
     this.throwUploadError();
   }
 
