@@ -334,7 +334,7 @@ export class Archiver {
       await this.yieldToEventLoop();
     }
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
-    return this.saveTree(nodes);
+    return this.saveTree(nodes, parent);
   }
 
   private async saveFile(p: Buffer, before: EntryStat, node: TreeNode): Promise<boolean> {
@@ -468,8 +468,17 @@ export class Archiver {
     return this.#store.save(ObjectKind.data, chunk);
   }
 
-  private saveTree(nodes: TreeNode[]): Promise<string> {
-    return this.#store.save(ObjectKind.tree, encodeTree({ nodes }));
+  /** Stores a tree; one byte-identical to the directory's tree in the parent is that blob. */
+  private async saveTree(nodes: TreeNode[], parent?: ParentDir): Promise<string> {
+    const plaintext = encodeTree({ nodes });
+    if (
+      parent?.id !== undefined &&
+      parent.plaintext?.equals(plaintext) &&
+      this.#store.index.has(parent.id)
+    ) {
+      return parent.id;
+    }
+    return this.#store.save(ObjectKind.tree, plaintext);
   }
 }
 
