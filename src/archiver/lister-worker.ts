@@ -10,6 +10,8 @@ import { statFields } from "./listing.js";
 
 const { maxAhead } = workerData as { maxAhead: number };
 const stack: Buffer[] = [];
+/** Directories on the stack by latin1 key (a key listed out of turn is skipped when popped). */
+const onStack = new Map<string, number>();
 let ahead = 0;
 let scheduled = false;
 
@@ -73,6 +75,7 @@ function work(): void {
   while (ahead < maxAhead) {
     const dir = stack.pop();
     if (dir === undefined) return;
+    if (!takeFromStack(dir.toString("latin1"))) continue; // listed already, out of turn
     send(dir);
     // Let new requests (deeper directories, wanted sooner) in between listings.
     if (stack.length > 0) {
@@ -83,10 +86,29 @@ function work(): void {
   }
 }
 
+/** Removes one stacked request for key; false when there was none. */
+function takeFromStack(key: string): boolean {
+  const n = onStack.get(key);
+  if (n === undefined) return false;
+  if (n > 1) onStack.set(key, n - 1);
+  else onStack.delete(key);
+  return true;
+}
+
 parentPort?.on("message", (m: ListerMessage) => {
   if ("consumed" in m) ahead -= m.consumed;
-  else if ("urgent" in m) send(Buffer.from(m.urgent));
-  else
-    for (let i = m.dirs.length - 1; i >= 0; i--) stack.push(Buffer.from(m.dirs[i] as Uint8Array));
+  else if ("urgent" in m) {
+    // The walk waits for this one. Still on the stack: list it now. Not on the stack: it
+    // was sent already and is on its way.
+    const dir = Buffer.from(m.urgent);
+    if (takeFromStack(dir.toString("latin1"))) send(dir);
+  } else {
+    for (let i = m.dirs.length - 1; i >= 0; i--) {
+      const dir = Buffer.from(m.dirs[i] as Uint8Array);
+      const key = dir.toString("latin1");
+      onStack.set(key, (onStack.get(key) ?? 0) + 1);
+      stack.push(dir);
+    }
+  }
   if (!scheduled) work();
 });

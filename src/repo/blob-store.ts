@@ -10,7 +10,7 @@ import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
 import { forEachPackEntry, PackWriter, packEntryLength } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
-import { SealBatch } from "./seal-batch.js";
+import { SealBatch, sealEach } from "./seal-batch.js";
 import { SealPool } from "./seal-pool.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
@@ -117,14 +117,16 @@ export class BlobStore {
     const id = rawId.toString("hex");
     if (this.index.hasRaw(rawId) || this.#pending.has(id)) return id;
     this.#pending.add(id);
+    if (plaintext.length < poolThreshold && this.#pool !== null) {
+      // Batched; the pool starts with the first full batch, so a run that adds only a
+      // few trees (an unchanged re-run) never starts its threads: flush seals them here.
+      this.#batch.add(kind, rawId, plaintext);
+      if (this.#batch.full) await this.sendBatch(false);
+      return id;
+    }
     const pool = this.sealPool();
     if (pool === null) {
       await this.addSealed(sealBlob(this.repo.id, this.repo.current, kind, rawId, plaintext));
-      return id;
-    }
-    if (plaintext.length < poolThreshold) {
-      this.#batch.add(kind, rawId, plaintext);
-      if (this.#batch.full) await this.sendBatch(pool);
       return id;
     }
     const rawLength = plaintext.length;
@@ -136,19 +138,30 @@ export class BlobStore {
     return id;
   }
 
-  private async sendBatch(pool: SealPool): Promise<void> {
+  /**
+   * Seals the waiting batch in the pool, started now if need be; the last batch of a run
+   * that never started the pool is sealed here (threads cost more than a few trees).
+   */
+  private async sendBatch(last: boolean): Promise<void> {
     if (this.#batch.size === 0) return;
+    const pool = last && this.#pool === undefined ? null : this.sealPool();
     const batch = this.#batch.take();
+    const blobs = (sealed: Uint8Array[]) =>
+      sealed.map((s, i) => ({
+        id: Buffer.from(batch.ids.buffer, i * 32, 32),
+        kind: batch.kinds[i] as BlobKind,
+        rawLength: batch.lengths[i] as number,
+        sealed: s as Buffer,
+      }));
+    if (pool === null) {
+      for (const b of blobs(sealEach(this.repo.id, this.repo.current, batch))) {
+        await this.addSealed(b);
+      }
+      return;
+    }
     await this.startSealing(
       pool.sealBatch(batch).then(async (sealed) => {
-        for (let i = 0; i < sealed.length; i++) {
-          await this.addSealed({
-            id: Buffer.from(batch.ids.buffer, i * 32, 32),
-            kind: batch.kinds[i] as BlobKind,
-            rawLength: batch.lengths[i] as number,
-            sealed: sealed[i] as Buffer,
-          });
-        }
+        for (const b of blobs(sealed)) await this.addSealed(b);
       }),
     );
   }
@@ -236,8 +249,7 @@ export class BlobStore {
    * flush resolves, every blob saved before it is durable and indexed.
    */
   async flush(): Promise<void> {
-    const pool = this.#pool;
-    if (pool) await this.sendBatch(pool);
+    await this.sendBatch(true);
     await Promise.all(this.#sealing);
     this.throwUploadError();
     for (const [kind, packer] of this.#packers) {

@@ -1,4 +1,6 @@
+import type { RepositoryKeys } from "../crypto/keys.js";
 import type { BlobKind } from "./blob.js";
+import { sealBlob } from "./blob.js";
 
 /** A batch is sent at this many plaintext bytes or blobs, whichever comes first. */
 const batchBytes = 1024 * 1024;
@@ -72,4 +74,18 @@ export class SealBatch {
     this.#bytes = 0;
     return batch;
   }
+}
+
+/** Seals every blob of a batch, in order (on a seal worker, or on the caller's thread). */
+export function sealEach(repositoryId: Buffer, keys: RepositoryKeys, b: BlobBatch): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  for (let i = 0; i < b.lengths.length; i++) {
+    const length = b.lengths[i] as number;
+    const id = Buffer.from(b.ids.buffer, b.ids.byteOffset + i * 32, 32);
+    const plaintext = Buffer.from(b.data.buffer, b.data.byteOffset + offset, length);
+    out.push(sealBlob(repositoryId, keys, b.kinds[i] as BlobKind, id, plaintext).sealed);
+    offset += length;
+  }
+  return out;
 }

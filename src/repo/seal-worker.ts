@@ -4,6 +4,7 @@ import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 import { openBlob, sealBlob } from "./blob.js";
 import type { BlobBatch } from "./seal-batch.js";
+import { sealEach } from "./seal-batch.js";
 
 // A seal worker: compresses and seals blobs off the main thread (see seal-pool.ts), and
 // opens the blobs of whole packs for verify --read-data. It holds the data key of one key
@@ -72,21 +73,12 @@ function sealOne(kind: BlobKind, id: Buffer, plaintext: Buffer): Buffer {
 }
 
 function sealBatch(b: BlobBatch): SealResult & { sealed: Uint8Array } {
-  const sealed: Buffer[] = [];
-  const lengths = new Uint32Array(b.lengths.length);
-  let offset = 0;
-  for (let i = 0; i < b.lengths.length; i++) {
-    const length = b.lengths[i] as number;
-    const one = sealOne(
-      b.kinds[i] as BlobKind,
-      view(b.ids, i * 32, 32),
-      view(b.data, offset, length),
-    );
-    sealed.push(one);
-    lengths[i] = one.length;
-    offset += length;
-  }
-  return { job: 0, sealed: Buffer.concat(sealed), lengths };
+  const sealed = sealEach(repoId, workerKeys, b);
+  return {
+    job: 0,
+    sealed: Buffer.concat(sealed),
+    lengths: Uint32Array.from(sealed, (s) => s.length),
+  };
 }
 
 function readKeys(k: OpenJob["keys"]): RepositoryKeys {
