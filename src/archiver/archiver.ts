@@ -106,7 +106,11 @@ export class Archiver {
     const trie = buildPathTrie(paths);
     const root = Buffer.from("/");
     const parent = await ParentDir.load(this.#store, parentTree);
-    this.#lister = DirLister.start();
+    // With a parent most files are skipped by their metadata: the walk's readdir and lstat
+    // calls are then the work, and the second core is idle, so a lister takes them. With
+    // none, every file is read and compressed, all cores are busy with that, and the
+    // lister's own overhead would only add to it.
+    this.#lister = parentTree !== undefined ? DirLister.start() : null;
     try {
       if (!trie.included) return await this.saveVirtualDir(root, trie, parent);
       const tree = await this.saveDir(root, parent);
