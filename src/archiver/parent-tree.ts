@@ -9,9 +9,15 @@ import { decodeTree, rawName } from "../repo/tree.js";
  */
 export class ParentDir {
   readonly #nodes: Map<string, TreeNode>;
+  /** The parent tree's id and plaintext: a directory whose new tree has the same bytes
+   * is the same blob, so the walk skips hashing it again. */
+  readonly id: string | undefined;
+  readonly plaintext: Buffer | undefined;
 
-  private constructor(nodes: Map<string, TreeNode>) {
+  private constructor(nodes: Map<string, TreeNode>, id?: string, plaintext?: Buffer) {
     this.#nodes = nodes;
+    this.id = id;
+    this.plaintext = plaintext;
   }
 
   static readonly empty = new ParentDir(new Map());
@@ -20,8 +26,10 @@ export class ParentDir {
   static async load(store: BlobStore, treeId: string | undefined): Promise<ParentDir> {
     if (treeId === undefined || !store.index.has(treeId)) return ParentDir.empty;
     try {
-      const tree = decodeTree(await store.load(ObjectKind.tree, treeId), `tree ${treeId}`);
-      return new ParentDir(new Map(tree.nodes.map((n) => [rawName(n).toString("latin1"), n])));
+      const plaintext = await store.load(ObjectKind.tree, treeId);
+      const tree = decodeTree(plaintext, `tree ${treeId}`);
+      const nodes = new Map(tree.nodes.map((n) => [rawName(n).toString("latin1"), n]));
+      return new ParentDir(nodes, treeId, plaintext);
     } catch {
       return ParentDir.empty;
     }

@@ -56,7 +56,7 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
 
   for (const name of await repo.listIds("index")) {
     try {
-      for (const p of await store.loadIndexFile(name)) store.addIndexedPack(p);
+      await store.addIndexFile(name);
     } catch (err) {
       fail(describe(err));
     }

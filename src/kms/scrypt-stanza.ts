@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Identity, Recipient } from "age-encryption";
 import { Stanza } from "age-encryption";
+import { deriveScryptKey as deriveKey } from "./scrypt-kdf.js";
 
 // age's scrypt recipient stanza (C2SP age §scrypt), with node:crypto's native scrypt and
 // ChaCha20-Poly1305 in place of age-encryption's pure-JS ones: the same bytes on disk,
@@ -10,26 +11,11 @@ import { Stanza } from "age-encryption";
 //   body = ChaCha20-Poly1305(key, nonce = 12 zero bytes, file key)
 //   key  = scrypt(passphrase, "age-encryption.org/v1/scrypt" || salt, N, r = 8, p = 1, 32)
 
-const label = Buffer.from("age-encryption.org/v1/scrypt", "ascii");
 const saltLength = 16;
 const fileKeyLength = 16;
 const tagLength = 16;
 /** age-encryption refuses to unwrap above 2^20; so do we. */
 const maxLogN = 20;
-
-function deriveKey(passphrase: string, salt: Buffer, logN: number): Promise<Buffer> {
-  const N = 2 ** logN;
-  return new Promise((resolve, reject) => {
-    // scrypt needs 128·r·N bytes; allow that plus slack.
-    scrypt(
-      passphrase,
-      Buffer.concat([label, salt]),
-      32,
-      { N, r: 8, p: 1, maxmem: 256 * N * 8 },
-      (err, key) => (err ? reject(err) : resolve(key)),
-    );
-  });
-}
 
 /** Canonical unpadded base64, as age requires: anything else is not a valid stanza. */
 function decodeBase64NoPad(s: string): Buffer | null {

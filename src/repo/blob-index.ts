@@ -74,8 +74,15 @@ export class BlobIndex {
     this.addRaw(Buffer.from(id, "hex"), e.packId, e);
   }
 
+  /** Makes room for n more entries at once (an index file says how many it brings). */
+  reserve(n: number): void {
+    const need = this.#count + n;
+    if (need > this.#packs.length) this.growEntries(need);
+    if (need > this.#slots.length * maxLoad) this.growSlots(need);
+  }
+
   /** As add, with the id as bytes: loading an index adds millions, hex costs there. */
-  addRaw(raw: Buffer, packId: string, e: Omit<IndexEntry, "packId">): void {
+  addRaw(raw: Uint8Array, packId: string, e: Omit<IndexEntry, "packId">): void {
     if (raw.length !== idLength) throw new Error("blob-index: internal error: id must be 32 bytes");
     if (this.find(raw) >= 0) return;
     if (this.#count === this.#packs.length) this.growEntries();
@@ -154,7 +161,7 @@ export class BlobIndex {
   }
 
   /** Entry number of id, or -1. */
-  private find(id: Buffer): number {
+  private find(id: Uint8Array): number {
     const slots = this.#slots.length;
     for (let s = this.hash(id, 0) % slots; ; s = s + 1 === slots ? 0 : s + 1) {
       const v = this.#slots[s] as number;
@@ -164,7 +171,7 @@ export class BlobIndex {
     }
   }
 
-  private sameId(i: number, id: Buffer): boolean {
+  private sameId(i: number, id: Uint8Array): boolean {
     const base = i * idLength;
     const ids = this.#ids;
     for (let k = 0; k < idLength; k++) if (ids[base + k] !== id[k]) return false;
@@ -178,8 +185,8 @@ export class BlobIndex {
     this.#slots[s] = i + 1;
   }
 
-  private growEntries(): void {
-    const cap = Math.ceil(this.#packs.length * entryGrowth);
+  private growEntries(atLeast = 0): void {
+    const cap = Math.max(atLeast, Math.ceil(this.#packs.length * entryGrowth));
     const grow = <T extends Uint8Array | Uint32Array>(a: T, n: number): T => {
       const b = new (a.constructor as new (n: number) => T)(n);
       b.set(a);
@@ -192,8 +199,8 @@ export class BlobIndex {
     this.#rawLengths = grow(this.#rawLengths, cap);
   }
 
-  private growSlots(): void {
-    this.#slots = new Uint32Array(Math.ceil((this.#count + 1) / rebuildLoad));
+  private growSlots(atLeast = 0): void {
+    this.#slots = new Uint32Array(Math.ceil(Math.max(atLeast, this.#count + 1) / rebuildLoad));
     for (let i = 0; i < this.#count; i++) this.insertSlot(i);
   }
 }

@@ -29,7 +29,15 @@ export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
   return compress(Buffer.concat(parts), { compressionLevel: 3 });
 }
 
-export function decodeIndex(compressed: Buffer, what: string): IndexedPack[] {
+/**
+ * Calls fn with each pack's id and header plaintext (views into the decompressed index,
+ * valid only during the call). Structure errors throw before fn sees anything.
+ */
+export function forEachIndexedPack(
+  compressed: Buffer,
+  what: string,
+  fn: (packId: Buffer, header: Buffer) => void,
+): void {
   let b: Buffer;
   try {
     b = decompress(compressed);
@@ -38,17 +46,23 @@ export function decodeIndex(compressed: Buffer, what: string): IndexedPack[] {
   }
   if (b.length < 5 || b[0] !== indexVersion) throw new IntegrityError(`${what}: bad version`);
   const n = b.readUInt32LE(1);
-  const packs: IndexedPack[] = [];
+  const packs: [number, number][] = [];
   let o = 5;
   for (let i = 0; i < n; i++) {
     if (o + 36 > b.length) throw new IntegrityError(`${what} is truncated`);
-    const packId = Buffer.from(b.subarray(o, o + 32));
     const len = b.readUInt32LE(o + 32);
-    o += 36;
-    if (o + len > b.length) throw new IntegrityError(`${what} is truncated`);
-    packs.push({ packId, entries: decodePackHeader(b.subarray(o, o + len), what) });
-    o += len;
+    if (o + 36 + len > b.length) throw new IntegrityError(`${what} is truncated`);
+    packs.push([o, len]);
+    o += 36 + len;
   }
   if (o !== b.length) throw new IntegrityError(`${what} has trailing bytes`);
+  for (const [at, len] of packs) fn(b.subarray(at, at + 32), b.subarray(at + 36, at + 36 + len));
+}
+
+export function decodeIndex(compressed: Buffer, what: string): IndexedPack[] {
+  const packs: IndexedPack[] = [];
+  forEachIndexedPack(compressed, what, (packId, header) => {
+    packs.push({ packId: Buffer.from(packId), entries: decodePackHeader(header, what) });
+  });
   return packs;
 }

@@ -10,7 +10,7 @@ import type { BlobKind, SealedBlob } from "./blob.js";
 //   kind (u8) || blob id (32) || offset (u32 LE) || sealed length (u32 LE) || raw length (u32 LE)
 
 const headerVersion = 1;
-const entryLength = 1 + 32 + 4 + 4 + 4;
+export const packEntryLength = 1 + 32 + 4 + 4 + 4;
 const trailerLength = 4;
 
 export interface PackEntry {
@@ -22,7 +22,7 @@ export interface PackEntry {
 }
 
 export function encodePackHeader(entries: readonly PackEntry[]): Buffer {
-  const out = Buffer.alloc(5 + entries.length * entryLength);
+  const out = Buffer.alloc(5 + entries.length * packEntryLength);
   out.writeUInt8(headerVersion, 0);
   out.writeUInt32LE(entries.length, 1);
   let o = 5;
@@ -36,26 +36,40 @@ export function encodePackHeader(entries: readonly PackEntry[]): Buffer {
   return out;
 }
 
-export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
+/**
+ * Calls fn for each entry of a pack header, after checking the whole header: a bad header
+ * throws before fn sees any entry. `id` is a view into b, valid only during the call.
+ */
+export function forEachPackEntry(
+  b: Buffer,
+  what: string,
+  fn: (kind: BlobKind, id: Buffer, offset: number, length: number, rawLength: number) => void,
+): void {
   if (b.length < 5 || b[0] !== headerVersion) throw new IntegrityError(`${what}: bad header`);
   const n = b.readUInt32LE(1);
-  if (b.length !== 5 + n * entryLength) throw new IntegrityError(`${what}: bad header length`);
-  const entries: PackEntry[] = [];
-  let o = 5;
-  for (let i = 0; i < n; i++) {
-    const kind = b.readUInt8(o);
+  if (b.length !== 5 + n * packEntryLength) throw new IntegrityError(`${what}: bad header length`);
+  for (let o = 5; o < b.length; o += packEntryLength) {
+    const kind = b[o];
     if (kind !== ObjectKind.data && kind !== ObjectKind.tree) {
       throw new IntegrityError(`${what}: unknown blob kind ${kind}`);
     }
-    entries.push({
-      kind,
-      id: Buffer.from(b.subarray(o + 1, o + 33)),
-      offset: b.readUInt32LE(o + 33),
-      length: b.readUInt32LE(o + 37),
-      rawLength: b.readUInt32LE(o + 41),
-    });
-    o += entryLength;
   }
+  for (let o = 5; o < b.length; o += packEntryLength) {
+    fn(
+      b[o] as BlobKind,
+      b.subarray(o + 1, o + 33),
+      b.readUInt32LE(o + 33),
+      b.readUInt32LE(o + 37),
+      b.readUInt32LE(o + 41),
+    );
+  }
+}
+
+export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
+  const entries: PackEntry[] = [];
+  forEachPackEntry(b, what, (kind, id, offset, length, rawLength) => {
+    entries.push({ kind, id: Buffer.from(id), offset, length, rawLength });
+  });
   return entries;
 }
 
@@ -104,7 +118,7 @@ export class PackWriter {
   add(blob: SealedBlob): void {
     const need = this.#size + blob.sealed.length;
     // Room for the sealed header and trailer too, so finish() need not copy the pack again.
-    this.reserve(need + 64 + (this.entries.length + 1) * entryLength);
+    this.reserve(need + 64 + (this.entries.length + 1) * packEntryLength);
     blob.sealed.copy(this.#buf, this.#size);
     this.entries.push({
       kind: blob.kind,

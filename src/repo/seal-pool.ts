@@ -53,14 +53,15 @@ export class SealPool {
   }
 
   /**
-   * A pool of n workers for the compiled build (by default one per core but the main
-   * thread's, at most 2); null when the worker script is not there (tests run from
-   * TypeScript sources) or n is 0.
+   * A pool of n workers for the compiled build (by default one per core, at most 4: the
+   * main thread's reads, chunking and hashing then share a core with a worker, and the
+   * scheduler keeps every core busy; 4 zstd workers outrun one main thread); null when
+   * the worker script is not there (tests run from TypeScript sources) or n is 0.
    */
   static start(
     repositoryId: Buffer,
     keys: RepositoryKeys,
-    n = Math.min(2, availableParallelism() - 1),
+    n = Math.min(4, availableParallelism()),
   ): SealPool | null {
     const url = new URL("./seal-worker.js", import.meta.url);
     if (!existsSync(fileURLToPath(url))) return null;

@@ -1,0 +1,51 @@
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { coffer, initRepo, useTempDir } from "../helpers.js";
+import { compareTrees, walkTree } from "./e2e-helpers.js";
+
+// The walk lists directories ahead of itself on a worker thread (src/archiver/dir-lister.ts),
+// at most 64 listings ahead. A tree wider and deeper than that, with excluded directories
+// and changes between runs, must come back exactly as it was.
+describe("a wide, deep tree through the directory lister", () => {
+  let dir = "";
+  useTempDir((d) => {
+    dir = d;
+  });
+
+  it("backs up 200 sibling directories with nested ones, honours --exclude, and restores them byte for byte", async () => {
+    const src = path.join(dir, "src");
+    for (let i = 0; i < 200; i++) {
+      const d = path.join(src, `d${String(i).padStart(3, "0")}`);
+      await fs.mkdir(path.join(d, "inner", "deeper"), { recursive: true });
+      await fs.writeFile(path.join(d, "file.txt"), `directory ${i}\n`);
+      await fs.writeFile(path.join(d, "inner", "deeper", "leaf.txt"), `leaf ${i}\n`.repeat(i));
+      if (i % 50 === 0) await fs.mkdir(path.join(d, "skipme", "sub"), { recursive: true });
+      if (i % 50 === 0) await fs.writeFile(path.join(d, "skipme", "sub", "x"), "excluded");
+    }
+    const repo = path.join(dir, "repo");
+    await initRepo(repo);
+    const backup = async () => {
+      const r = await coffer(["backup", "--repo", repo, "--json", "--exclude", "**/skipme", src]);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { files: number; unchangedFiles: number };
+    };
+    expect((await backup()).files).toBe(400);
+
+    // Change a file deep in the tree and add a directory: the re-run sees both.
+    await fs.writeFile(path.join(src, "d150", "inner", "deeper", "leaf.txt"), "changed\n");
+    await fs.mkdir(path.join(src, "d199", "inner", "new"));
+    await fs.writeFile(path.join(src, "d199", "inner", "new", "n.txt"), "new\n");
+    const second = await backup();
+    expect(second.files).toBe(401);
+    expect(second.unchangedFiles).toBe(399);
+
+    const target = path.join(dir, "restored");
+    const r = await coffer(["restore", "--repo", repo, "latest", "--target", target]);
+    expect(r.code, r.stderr).toBe(0);
+    const before = await walkTree(src);
+    for (const k of [...before.keys()]) if (k.includes("skipme")) before.delete(k);
+    const after = await walkTree(path.join(target, src));
+    expect(compareTrees(before, after)).toEqual([]);
+  });
+});
