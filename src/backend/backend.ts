@@ -28,6 +28,11 @@ export interface Backend {
    * IntegrityError when the object is shorter than asked: a short read is never returned.
    */
   load(h: Handle, offset?: number, length?: number): Promise<Buffer>;
+  /**
+   * Optional: as load, into the caller's memory (into.length bytes from offset), for
+   * readers that reuse their buffers (verify --read-data).
+   */
+  loadInto?(h: Handle, offset: number, into: Buffer): Promise<void>;
   /** Size of the object, or null when it does not exist. */
   stat(h: Handle): Promise<ObjectInfo | null>;
   /** Yields each object of the type exactly once, in no particular order. */

@@ -100,6 +100,16 @@ export class LocalBackend implements Backend {
     const size = length ?? fstatSync(fd).size - offset;
     if (size < 0) throw new IntegrityError(`${h.type} ${h.name} is shorter than expected`);
     const buf = Buffer.allocUnsafe(size);
+    this.readFully(fd, h, offset, buf);
+    return buf;
+  }
+
+  async loadInto(h: Handle, offset: number, into: Buffer): Promise<void> {
+    this.readFully(this.openForRead(h), h, offset, into);
+  }
+
+  private readFully(fd: number, h: Handle, offset: number, buf: Buffer): void {
+    const size = buf.length;
     let got = 0;
     while (got < size) {
       const n = readSync(fd, buf, got, size - got, offset + got);
@@ -111,7 +121,6 @@ export class LocalBackend implements Backend {
         `${h.type} ${h.name || "config"} is truncated: wanted ${size} bytes at offset ${offset}, got ${got}`,
       );
     }
-    return buf;
   }
 
   private openForRead(h: Handle): number {

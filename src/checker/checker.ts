@@ -1,10 +1,12 @@
 import { availableParallelism } from "node:os";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { CofferError, IntegrityError } from "../errors.js";
+import { BlobChecker, type BlobSlice, collectYoung } from "../repo/blob-check.js";
 import type { IndexEntry } from "../repo/blob-index.js";
 import type { BlobStore } from "../repo/blob-store.js";
+import type { PackEntry } from "../repo/pack.js";
 import { headerLocation, openPackHeader, packTrailerLength } from "../repo/pack.js";
 import { SealPool } from "../repo/seal-pool.js";
-import type { VerifyPack } from "../repo/seal-worker.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { loadSnapshot } from "../repo/snapshots.js";
 import { rawName } from "../repo/tree.js";
@@ -77,12 +79,14 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
 
   if (opts.readData) {
     const counts = store.index.countsByPack();
-    // Blobs are opened by worker threads, one per core, while this thread reads the next
-    // packs: at most two packs per worker are in memory at once.
-    const pool = SealPool.start(repo.id, repo.current, Math.min(4, availableParallelism()));
+    // Packs are read in slices of a few blobs; worker threads (one per core but this
+    // thread's) open and check them, and this thread checks a slice itself whenever every
+    // worker has its share. Memory is a few slices, whatever the size of packs or repository.
+    const pool = SealPool.start(repo.id, repo.current, Math.min(3, availableParallelism() - 1));
+    const reader = new PackReader(store, pool);
     const inFlight = new Set<Promise<void>>();
-    // A pack that cannot be fetched stops the check (readPack throws); the first such
-    // error is kept and thrown once the packs in flight have settled.
+    // A pack that cannot be fetched stops the check (PackReader throws); the first such
+    // error is kept and thrown once the slices in flight have settled.
     let fetchError: unknown = null;
     let done = 0;
     try {
@@ -91,7 +95,14 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
         if (expected === undefined || (opts.packSubset && !opts.packSubset(packId))) continue;
         report.packsRead++;
         opts.onProgress?.(`reading pack ${++done}`);
-        const job = readPack(store, pool, packId, size, expected)
+        let checked: Promise<string[]>;
+        try {
+          ({ checked } = await reader.queuePack(packId, size, expected));
+        } catch (err) {
+          fetchError ??= err;
+          break;
+        }
+        const job = checked
           .then(
             (problems) => {
               if (problems.length > 0) {
@@ -105,7 +116,6 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
           )
           .finally(() => inFlight.delete(job));
         inFlight.add(job);
-        while (inFlight.size >= 2 * (pool?.size ?? 0.5)) await Promise.race(inFlight);
         if (fetchError !== null) break;
       }
       await Promise.all(inFlight);
@@ -137,115 +147,234 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
 }
 
 /**
- * Reads one pack whole, authenticates its header, and opens every blob the header lists,
- * checking each against the index. When the header itself is unusable, the index's
- * entries for the pack are checked instead.
+ * A slice is read at up to this many bytes of a pack (or one blob, when a blob is larger):
+ * memory for pack data is about this times the slices in flight, whatever the pack size.
  */
-async function readPack(
-  store: BlobStore,
-  pool: SealPool | null,
-  packId: string,
-  size: number,
-  indexedCount: number,
-): Promise<string[]> {
-  const problems: string[] = [];
-  const repo = store.repo;
-  let pack: Buffer;
-  try {
-    pack = await repo.backend.load({ type: "data", name: packId });
-  } catch (err) {
-    // A pack that cannot be fetched (network, access, a service that keeps failing) is
-    // not a damaged pack: stop with that error (exit 1) rather than report damage (exit 20).
-    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
-    if (!missing && !(err instanceof IntegrityError)) throw err;
-    return [describe(err)];
+const sliceBytes = 2 * 1024 * 1024;
+/** Slices being checked or waiting per worker: one in work, one queued behind it. */
+const slicesPerWorker = 2;
+
+/**
+ * Reads packs for verify --read-data: the trailer and header, then the blobs in slices
+ * that worker threads open and check, or this thread when every worker has its share (or
+ * there is no pool). Slice buffers come back from the workers and are reused.
+ */
+class PackReader {
+  readonly #store: BlobStore;
+  readonly #pool: SealPool | null;
+  #checker: BlobChecker | null = null;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #free: Buffer[] = [];
+
+  constructor(store: BlobStore, pool: SealPool | null) {
+    this.#store = store;
+    this.#pool = pool;
   }
-  if (pack.length !== size) problems.push(`pack ${packId} changed size while being read`);
-  const toOpen: [string, IndexEntry][] = [];
-  try {
-    const at = headerLocation(
-      pack.length,
-      pack.subarray(pack.length - packTrailerLength),
-      `pack ${packId}`,
-    );
-    const header = openPackHeader(
-      repo.id,
-      (s, what) => repo.keysForSealed(s, what),
-      Buffer.from(packId, "hex"),
-      pack.subarray(at.offset, at.offset + at.length),
-    );
-    let matched = 0;
-    for (const h of header) {
-      const id = h.id.toString("hex");
-      const e = store.index.get(id);
-      if (e?.packId !== packId) continue; // also stored elsewhere; the index uses the other copy
-      matched++;
-      if (e.offset !== h.offset || e.length !== h.length || e.kind !== h.kind) {
-        problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+
+  /**
+   * Authenticates the pack's header and starts checking every blob it lists against the
+   * index (the index's entries for the pack when the header is unusable). Resolves once
+   * every slice is read and handed on, to a promise of the pack's problems. Throws when
+   * the pack cannot be fetched (network, access): that is not damage.
+   */
+  async queuePack(
+    packId: string,
+    size: number,
+    indexedCount: number,
+  ): Promise<{ checked: Promise<string[]> }> {
+    const problems: string[] = [];
+    const toOpen: [string, IndexEntry][] = [];
+    let header: PackEntry[] | string;
+    try {
+      header = await this.readHeader(packId, size);
+    } catch (err) {
+      if (err instanceof Unreadable) return { checked: Promise.resolve([err.message]) };
+      throw err;
+    }
+    if (typeof header === "string") {
+      // An unusable header: check the blobs the index places in this pack instead.
+      problems.push(header);
+      toOpen.push(...this.#store.index.entriesOfPack(packId));
+    } else {
+      let matched = 0;
+      for (const h of header) {
+        const id = h.id.toString("hex");
+        const e = this.#store.index.get(id);
+        if (e?.packId !== packId) continue; // also stored elsewhere; the index uses the other copy
+        matched++;
+        if (e.offset !== h.offset || e.length !== h.length || e.kind !== h.kind) {
+          problems.push(`pack ${packId}: blob ${id} is at a different place than the index says`);
+        }
+        toOpen.push([id, e]);
       }
-      toOpen.push([id, e]);
+      if (matched !== indexedCount) {
+        problems.push(
+          `pack ${packId}: the index lists ${indexedCount} blobs in it, its header ${matched}`,
+        );
+      }
     }
-    if (matched !== indexedCount) {
-      problems.push(
-        `pack ${packId}: the index lists ${indexedCount} blobs in it, its header ${matched}`,
-      );
+    toOpen.sort((a, b) => a[1].offset - b[1].offset);
+    const inside = toOpen.filter(([, e]) => e.offset + e.length <= size);
+    if (inside.length < toOpen.length) problems.push(`pack ${packId} is truncated`);
+    const checks: Promise<void>[] = [];
+    try {
+      for (let i = 0; i < inside.length; ) {
+        const start = (inside[i] as [string, IndexEntry])[1].offset;
+        let end = start;
+        let j = i;
+        for (; j < inside.length; j++) {
+          const e = (inside[j] as [string, IndexEntry])[1];
+          if (j > i && e.offset + e.length - start > sliceBytes) break;
+          end = Math.max(end, e.offset + e.length);
+        }
+        checks.push(
+          (await this.queueSlice(packId, start, end, inside.slice(i, j), problems)).checked,
+        );
+        i = j;
+      }
+    } catch (err) {
+      if (!(err instanceof Unreadable)) {
+        // Let the slices already handed on settle before the caller stops.
+        await Promise.allSettled(checks);
+        throw err;
+      }
+      problems.push(err.message);
     }
-  } catch (err) {
-    // An unusable header: check the blobs the index places in this pack instead.
-    problems.push(describe(err));
-    toOpen.push(...store.index.entriesOfPack(packId));
+    return { checked: Promise.all(checks).then(() => problems) };
   }
-  problems.push(...(await openBlobs(store, pool, packId, pack, toOpen)));
-  return problems;
+
+  /**
+   * The pack's header, or why it is unusable. Throws Unreadable when the pack is gone or
+   * short, and a fetch error as it is.
+   */
+  private async readHeader(packId: string, size: number): Promise<PackEntry[] | string> {
+    const repo = this.#store.repo;
+    const trailer = await this.read(
+      packId,
+      Math.max(0, size - packTrailerLength),
+      Math.min(size, packTrailerLength),
+    );
+    let at: { offset: number; length: number };
+    try {
+      at = headerLocation(size, trailer, `pack ${packId}`);
+    } catch (err) {
+      return describe(err);
+    }
+    const sealed = await this.read(packId, at.offset, at.length);
+    try {
+      return openPackHeader(
+        repo.id,
+        (s, what) => repo.keysForSealed(s, what),
+        Buffer.from(packId, "hex"),
+        sealed,
+      );
+    } catch (err) {
+      return describe(err);
+    }
+  }
+
+  /** Waits for room, reads bytes [start, end) of the pack and hands their blobs on. */
+  private async queueSlice(
+    packId: string,
+    start: number,
+    end: number,
+    blobs: [string, IndexEntry][],
+    problems: string[],
+  ): Promise<{ checked: Promise<void> }> {
+    const data = await this.read(packId, start, end - start, true);
+    const repo = this.#store.repo;
+    const ok: { id: string; e: IndexEntry; generation: number }[] = [];
+    for (const [id, e] of blobs) {
+      try {
+        const sealed = data.subarray(e.offset - start, e.offset - start + e.length);
+        // Generation checks (and key errors) stay here; the worker does the crypto.
+        ok.push({ id, e, generation: repo.keysForSealed(sealed, `blob ${id}`).generation });
+      } catch (err) {
+        const message = describe(err);
+        problems.push(message.startsWith("pack ") ? message : `pack ${packId}: ${message}`);
+      }
+    }
+    const generations = [...new Set(ok.map((b) => b.generation))];
+    const slice: BlobSlice = {
+      packId,
+      data,
+      ids: Buffer.concat(ok.map((b) => Buffer.from(b.id, "hex"))),
+      kinds: Uint8Array.from(ok, (b) => b.e.kind),
+      offsets: Uint32Array.from(ok, (b) => b.e.offset - start),
+      lengths: Uint32Array.from(ok, (b) => b.e.length),
+      rawLengths: Uint32Array.from(ok, (b) => b.e.rawLength),
+      generations: Uint32Array.from(ok, (b) => b.generation),
+      keys: generations.map((g) => {
+        const k = repo.keys(g);
+        return { generation: g, data: k.data, id: k.id };
+      }),
+    };
+    const pool = this.#pool;
+    if (pool === null || this.#inFlight.size >= slicesPerWorker * pool.size) {
+      // Every worker has its share: this thread checks the slice itself.
+      this.#checker ??= new BlobChecker(this.#store.repo.id);
+      problems.push(...this.#checker.checkSlice(slice));
+      collectYoung();
+      this.recycle(data);
+      // Reads of a local pack never wait for the event loop: yield to it, or the workers'
+      // answers would never be seen and this thread would check every slice alone.
+      await yieldToEventLoop();
+      return { checked: Promise.resolve() };
+    }
+    const job = pool
+      .verifySlice(slice)
+      .then((r) => {
+        problems.push(...r.problems);
+        if (r.data !== null)
+          this.recycle(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength));
+      })
+      .finally(() => this.#inFlight.delete(job));
+    this.#inFlight.add(job);
+    return { checked: job };
+  }
+
+  /** Keeps a slice buffer that came back, for the next slice. */
+  private recycle(b: Buffer): void {
+    if (
+      b.length === sliceBytes &&
+      this.#free.length < slicesPerWorker * (this.#pool?.size ?? 1) + 1
+    )
+      this.#free.push(b);
+  }
+
+  /**
+   * Reads a range of a pack, with reuse into a reused buffer when the backend can (the
+   * result is then longer than asked); a pack that is gone or short is damage (Unreadable).
+   */
+  private async read(
+    packId: string,
+    offset: number,
+    length: number,
+    reuse = false,
+  ): Promise<Buffer> {
+    const backend = this.#store.repo.backend;
+    const h = { type: "data", name: packId } as const;
+    try {
+      if (!reuse || backend.loadInto === undefined || length > sliceBytes) {
+        return await backend.load(h, offset, length);
+      }
+      // The whole buffer is handed on (its first length bytes are the range), so that it
+      // can move to a worker and back without a copy.
+      const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(sliceBytes);
+      await backend.loadInto(h, offset, buffer.subarray(0, length));
+      return buffer;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new Unreadable(`pack ${packId} is missing`);
+      }
+      if (err instanceof IntegrityError) throw new Unreadable(describe(err));
+      throw err;
+    }
+  }
 }
 
-/** Opens each blob (in the pool when there is one); returns one message per failure. */
-async function openBlobs(
-  store: BlobStore,
-  pool: SealPool | null,
-  packId: string,
-  pack: Buffer,
-  blobs: [string, IndexEntry][],
-): Promise<string[]> {
-  const problems: string[] = [];
-  const forPool: { id: string; e: IndexEntry; generation: number }[] = [];
-  for (const [id, e] of blobs) {
-    try {
-      if (e.offset + e.length > pack.length)
-        throw new IntegrityError(`pack ${packId} is truncated`);
-      const sealed = pack.subarray(e.offset, e.offset + e.length);
-      if (pool === null) store.open(e, id, sealed);
-      // Generation checks (and key errors) stay here; the worker does the crypto.
-      else
-        forPool.push({
-          id,
-          e,
-          generation: store.repo.keysForSealed(sealed, `blob ${id}`).generation,
-        });
-    } catch (err) {
-      const message = describe(err);
-      problems.push(message.startsWith("pack ") ? message : `pack ${packId}: ${message}`);
-    }
-  }
-  if (pool === null || forPool.length === 0) return problems;
-  const generations = new Set(forPool.map((b) => b.generation));
-  const job: VerifyPack = {
-    packId,
-    pack,
-    ids: Buffer.concat(forPool.map((b) => Buffer.from(b.id, "hex"))),
-    kinds: Uint8Array.from(forPool, (b) => b.e.kind),
-    offsets: Uint32Array.from(forPool, (b) => b.e.offset),
-    lengths: Uint32Array.from(forPool, (b) => b.e.length),
-    rawLengths: Uint32Array.from(forPool, (b) => b.e.rawLength),
-    generations: Uint32Array.from(forPool, (b) => b.generation),
-    keys: [...generations].map((g) => {
-      const k = store.repo.keys(g);
-      return { generation: g, data: k.data, id: k.id };
-    }),
-  };
-  problems.push(...(await pool.verifyPack(job)));
-  return problems;
-}
+/** A pack that vanished or is shorter than listed: damage, reported, not a fetch failure. */
+class Unreadable extends Error {}
 
 /** Walks a tree; returns the paths under it that reference bad or missing blobs. */
 async function walkTree(

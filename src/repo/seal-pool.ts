@@ -5,8 +5,9 @@ import { Worker } from "node:worker_threads";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
+import type { BlobSlice } from "./blob-check.js";
 import type { BlobBatch } from "./seal-batch.js";
-import type { OpenJob, SealJob, SealResult, VerifyPack } from "./seal-worker.js";
+import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
 
 /**
  * Worker threads that compress and seal large blobs while the main thread reads, chunks
@@ -98,13 +99,18 @@ export class SealPool {
     return out;
   }
 
-  /** Opens and checks the given blobs of a pack; resolves to one message per failure. */
-  async verifyPack(job: VerifyPack): Promise<string[]> {
-    const data = movable(job.pack);
-    const r = await this.post({ job: 0, verify: { ...job, pack: data } }, [
-      data.buffer as ArrayBuffer,
-    ]);
-    return r.problems ?? [];
+  /**
+   * Opens and checks the blobs of a pack slice on the least busy worker; resolves to one
+   * message per failure, and the slice's memory (moved to the worker and back) for reuse.
+   */
+  async verifySlice(slice: BlobSlice): Promise<{ problems: string[]; data: Uint8Array | null }> {
+    const data = movable(slice.data);
+    const r = await this.post(
+      { job: 0, verify: { ...slice, data } },
+      [data.buffer as ArrayBuffer],
+      true,
+    );
+    return { problems: r.problems ?? [], data: r.data ?? null };
   }
 
   /** Opens one sealed blob (authenticated, decompressed, id re-checked). */
@@ -117,12 +123,19 @@ export class SealPool {
     return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   }
 
+  /** Sends a job to the next worker in turn, or with leastBusy to the one with fewest jobs. */
   private post(
     message: SealJob,
     transfer: ArrayBuffer[],
+    leastBusy = false,
   ): Promise<SealResult & { sealed: Uint8Array }> {
     const job = this.#next++;
-    const worker = this.#workers[job % this.#workers.length] as Worker;
+    let worker = this.#workers[job % this.#workers.length] as Worker;
+    if (leastBusy) {
+      for (const w of this.#workers) {
+        if ((this.#jobs.get(w) ?? 0) < (this.#jobs.get(worker) ?? 0)) worker = w;
+      }
+    }
     return new Promise((resolve, reject) => {
       this.#waiting.set(job, { resolve, reject });
       const n = this.#jobs.get(worker) ?? 0;

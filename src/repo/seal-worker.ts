@@ -3,26 +3,14 @@ import type { RepositoryKeys } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 import { openBlob, sealBlob } from "./blob.js";
+import { BlobChecker, type BlobSlice, collectYoung } from "./blob-check.js";
 import type { BlobBatch } from "./seal-batch.js";
 import { sealEach } from "./seal-batch.js";
 
 // A seal worker: compresses and seals blobs off the main thread (see seal-pool.ts), and
-// opens the blobs of whole packs for verify --read-data. It holds the data key of one key
-// generation for sealing; a verify job brings the keys of the generations it needs.
-
-/** The blobs of one pack to open and check; problems come back as messages. */
-export interface VerifyPack {
-  packId: string;
-  pack: Uint8Array;
-  /** Per blob: 32-byte id, kind, offset, length, raw length, generation. */
-  ids: Uint8Array;
-  kinds: Uint8Array;
-  offsets: Uint32Array;
-  lengths: Uint32Array;
-  rawLengths: Uint32Array;
-  generations: Uint32Array;
-  keys: { generation: number; data: Uint8Array; id: Uint8Array }[];
-}
+// opens and checks the blobs of pack slices for verify --read-data. It holds the data key
+// of one key generation for sealing; a verify job brings the keys of the generations it
+// needs.
 
 /** One blob to open, with the keys of the generation it claims. */
 export interface OpenJob {
@@ -36,7 +24,7 @@ export interface OpenJob {
 export type SealJob =
   | { job: number; kind: BlobKind; id: Uint8Array; plaintext: Uint8Array }
   | { job: number; batch: BlobBatch }
-  | { job: number; verify: VerifyPack }
+  | { job: number; verify: BlobSlice }
   | { job: number; open: OpenJob };
 
 export interface SealResult {
@@ -46,6 +34,8 @@ export interface SealResult {
   lengths?: Uint32Array;
   /** For a verify job: one message per blob that failed. */
   problems?: string[];
+  /** For a verify job: the slice's memory, handed back for the next slice. */
+  data?: Uint8Array;
   /** For an open job: the blob's plaintext. */
   plaintext?: Uint8Array;
   error?: string;
@@ -93,32 +83,20 @@ function ownsMemory(b: Uint8Array): boolean {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 }
 
-function verifyPack(v: VerifyPack): string[] {
-  const problems: string[] = [];
-  const keys = new Map(v.keys.map((k) => [k.generation, readKeys(k)]));
-  const pack = view(v.pack);
-  for (let i = 0; i < v.kinds.length; i++) {
-    const id = view(v.ids, i * 32, 32);
-    const offset = v.offsets[i] as number;
-    const length = v.lengths[i] as number;
-    try {
-      if (offset + length > pack.length) throw new IntegrityError(`pack ${v.packId} is truncated`);
-      const k = keys.get(v.generations[i] as number);
-      if (k === undefined) throw new Error("verify job without the blob's keys");
-      const sealed = pack.subarray(offset, offset + length);
-      openBlob(repoId, k, v.kinds[i] as BlobKind, id, sealed, v.rawLengths[i] as number);
-    } catch (err) {
-      const message = (err as Error).message;
-      problems.push(message.startsWith("pack ") ? message : `pack ${v.packId}: ${message}`);
-    }
-  }
-  return problems;
-}
+/** Created on the first verify job: a sealing worker needs no scratch buffers. */
+let checker: BlobChecker | null = null;
 
 parentPort?.on("message", (m: SealJob) => {
   try {
     if ("verify" in m) {
-      parentPort?.postMessage({ job: m.job, problems: verifyPack(m.verify) } satisfies SealResult);
+      checker ??= new BlobChecker(repoId);
+      const problems = checker.checkSlice(m.verify);
+      collectYoung();
+      const data = m.verify.data;
+      parentPort?.postMessage(
+        { job: m.job, problems, data } satisfies SealResult,
+        ownsMemory(data) ? [data.buffer as ArrayBuffer] : [],
+      );
       return;
     }
     if ("open" in m) {

@@ -7,7 +7,7 @@ import { coffer, initRepo, openStore, useTempDir } from "../helpers.js";
 import { flipBit, packPath } from "../unit/inprocess.js";
 
 // The built CLI opens blobs in worker threads (small ones in batches when backing up,
-// whole packs when verifying): damage must be found there as it is in-process.
+// slices of packs when verifying): damage must be found there as it is in-process.
 describe("damage through the built CLI (worker threads)", () => {
   let dir = "";
   useTempDir((d) => {
@@ -61,5 +61,40 @@ describe("damage through the built CLI (worker threads)", () => {
     for (const [i, want] of small.entries()) {
       expect((await readFile(path.join(rest, src, "small", `f${i}`))).equals(want)).toBe(true);
     }
+  });
+
+  it("verify --read-data finds one flipped bit in a compressed blob deep in a pack, and only that blob", async () => {
+    const repo = path.join(dir, "repo2");
+    const src = path.join(dir, "src2");
+    await mkdir(src, { recursive: true });
+    // Hex text: zstd halves it, so its blobs take the decompression path; 9 MB over
+    // several chunks fills more than two 2 MiB verify slices of one pack.
+    const text = Buffer.from(randomBytes(4_500_000).toString("hex"));
+    await writeFile(path.join(src, "words.txt"), text);
+    await initRepo(repo);
+    const b = await coffer(["backup", "--repo", repo, src]);
+    expect(b.code, b.stderr).toBe(0);
+    expect((await coffer(["verify", "--repo", repo, "--read-data"])).code).toBe(0);
+
+    const store = await openStore(repo);
+    let last: { id: string; packId: string; offset: number; length: number } | undefined;
+    let compressed = 0;
+    for (const [id, e] of store.index.entries()) {
+      if (e.kind !== ObjectKind.data) continue;
+      if (e.rawLength > 1.5 * e.length) compressed++;
+      if (e.offset > (last?.offset ?? -1)) last = { id, ...e };
+    }
+    expect(compressed).toBeGreaterThan(2);
+    if (last === undefined || last.offset < 2 * 1024 * 1024)
+      throw new Error("no blob deep in a pack");
+    await flipBit(packPath(repo, last.packId), 8 * (last.offset + Math.floor(last.length / 3)));
+
+    const v = await coffer(["verify", "--repo", repo, "--read-data"]);
+    expect(v.code).toBe(20);
+    const out = v.stderr + v.stdout;
+    expect(out).toContain(last.packId);
+    expect(out).toContain(last.id);
+    expect(out).toContain("words.txt");
+    expect(out.split("\n").filter((l) => / blob [0-9a-f]{64} /.test(l))).toHaveLength(1);
   });
 });

@@ -1,0 +1,209 @@
+import { createDecipheriv, createHmac, type Hmac } from "node:crypto";
+import { createRequire } from "node:module";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type * as ZstdBinding from "zstd-napi/binding.js";
+import { sameId } from "../crypto/blob-id.js";
+import {
+  associatedData,
+  blobKey,
+  generationLength,
+  nonceLength,
+  sealOverhead,
+  tagLength,
+} from "../crypto/seal.js";
+import { IntegrityError } from "../errors.js";
+import type { BlobKind } from "./blob.js";
+
+// verify --read-data opens every blob of the repository once and throws the plaintext
+// away. openBlob (blob.ts) allocates a fresh ciphertext-sized and a plaintext-sized buffer
+// per blob; at ~1 MiB a blob that is an mmap and a page fault per page for each, and
+// garbage the worker's GC frees late. Checking needs no plaintext that outlives the
+// check, so a BlobChecker decrypts and decompresses into two scratch buffers it keeps,
+// and nothing per blob is larger than one small decipher output.
+
+/** zstd's context with caller-provided output (the high-level API allocates per call). */
+const zstd = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding;
+
+/** Ciphertext is deciphered this many bytes per call: small outputs reuse the heap. */
+const decipherStep = 32 * 1024;
+/** Scratch buffers above this size (a huge tree blob) are not kept after the blob. */
+const keepScratch = 9 * 1024 * 1024;
+
+let minorGc: (() => void) | null = null;
+
+/**
+ * Collects V8's young generation. Each decipher step returns a fresh buffer, and V8 frees
+ * such buffers at a GC it schedules by heap pressure, which a few small objects per blob
+ * hardly make: without this, each thread checking slices held tens of MiB of them (verify
+ * of a 1.5 GiB repository peaked ~50 MB higher). After a slice they are all young and dead,
+ * and a minor GC of a small young generation costs well under a millisecond.
+ * `--expose-gc` gives `gc` only to contexts created after it is set, so no global changes.
+ */
+export function collectYoung(): void {
+  if (minorGc === null) {
+    setFlagsFromString("--expose-gc");
+    const gc: unknown = runInNewContext("gc");
+    minorGc =
+      typeof gc === "function"
+        ? () => (gc as (o: { type: "minor" }) => void)({ type: "minor" })
+        : () => {};
+  }
+  minorGc();
+}
+
+/** Blobs of one stretch of one pack, to open and check (verify --read-data). */
+export interface BlobSlice {
+  packId: string;
+  /** The pack's bytes that hold the blobs (not necessarily from its start). */
+  data: Uint8Array;
+  /** Per blob: 32-byte id, kind, offset in `data`, sealed length, raw length, generation. */
+  ids: Uint8Array;
+  kinds: Uint8Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  rawLengths: Uint32Array;
+  generations: Uint32Array;
+  /** The data and id keys of each generation the blobs claim. */
+  keys: { generation: number; data: Uint8Array; id: Uint8Array }[];
+}
+
+function view(a: Uint8Array, offset = 0, length = a.byteLength - offset): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset + offset, length);
+}
+
+const uncompressed = 0;
+const zstdCompressed = 1;
+
+/**
+ * Opens sealed blobs as blob.ts openBlob does (tag, compression flag, length, keyed id),
+ * into scratch memory reused from blob to blob. Not for concurrent use.
+ */
+export class BlobChecker {
+  readonly #repositoryId: Buffer;
+  #body = Buffer.alloc(0);
+  #plain = Buffer.alloc(0);
+  readonly #dctx = new zstd.DCtx();
+
+  constructor(repositoryId: Buffer) {
+    this.#repositoryId = repositoryId;
+  }
+
+  /** Checks every blob of the slice; returns one message per blob that fails. */
+  checkSlice(s: BlobSlice): string[] {
+    const problems: string[] = [];
+    const keys = new Map(s.keys.map((k) => [k.generation, { data: view(k.data), id: view(k.id) }]));
+    const data = view(s.data);
+    for (let i = 0; i < s.kinds.length; i++) {
+      const offset = s.offsets[i] as number;
+      const length = s.lengths[i] as number;
+      try {
+        if (offset + length > data.length)
+          throw new IntegrityError(`pack ${s.packId} is truncated`);
+        const k = keys.get(s.generations[i] as number);
+        if (k === undefined) throw new Error("verify job without the blob's keys");
+        this.check(
+          k.data,
+          k.id,
+          s.generations[i] as number,
+          s.kinds[i] as BlobKind,
+          view(s.ids, i * 32, 32),
+          data.subarray(offset, offset + length),
+          s.rawLengths[i] as number,
+        );
+      } catch (err) {
+        const message = (err as Error).message;
+        problems.push(message.startsWith("pack ") ? message : `pack ${s.packId}: ${message}`);
+      } finally {
+        this.trim();
+      }
+    }
+    return problems;
+  }
+
+  /** Opens one sealed blob and checks it; throws IntegrityError when it is damaged. */
+  check(
+    dataKey: Buffer,
+    idKey: Buffer,
+    generation: number,
+    kind: BlobKind,
+    id: Buffer,
+    sealed: Buffer,
+    rawLength: number,
+  ): void {
+    const what = `${kind === 2 ? "tree" : "data"} blob ${id.toString("hex")}`;
+    const aad = associatedData(this.#repositoryId, kind, id, generation);
+    const body = this.decrypt(blobKey(dataKey, id), aad, sealed, what);
+    const hmac = createHmac("sha256", idKey);
+    let length: number;
+    if (body[0] === uncompressed) {
+      length = body.length - 1;
+      hmac.update(body.subarray(1));
+    } else if (body[0] === zstdCompressed) {
+      length = this.decompressInto(body.subarray(1), rawLength, what, hmac);
+    } else throw new IntegrityError(`${what} has an unknown compression flag ${body[0]}`);
+    if (length !== rawLength) {
+      throw new IntegrityError(`${what} has ${length} bytes, the index says ${rawLength}`);
+    }
+    if (!sameId(hmac.digest(), id)) {
+      throw new IntegrityError(`${what} does not match its id`);
+    }
+  }
+
+  /** As crypto/seal.ts open, into the body scratch buffer; the result is a view of it. */
+  private decrypt(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
+    if (sealed.length < sealOverhead) throw new IntegrityError(`${what} is truncated`);
+    if (!sealed.subarray(0, generationLength).equals(aad.subarray(aad.length - generationLength))) {
+      throw new IntegrityError(`${what} names the wrong key generation: it is damaged or forged`);
+    }
+    const nonce = sealed.subarray(generationLength, generationLength + nonceLength);
+    const tag = sealed.subarray(sealed.length - tagLength);
+    const ct = sealed.subarray(generationLength + nonceLength, sealed.length - tagLength);
+    if (this.#body.length < ct.length) this.#body = Buffer.allocUnsafe(ct.length);
+    const body = this.#body;
+    const decipher = createDecipheriv("aes-256-gcm", key, nonce);
+    decipher.setAAD(aad);
+    decipher.setAuthTag(tag);
+    let o = 0;
+    try {
+      for (let at = 0; at < ct.length; at += decipherStep) {
+        o += decipher.update(ct.subarray(at, at + decipherStep)).copy(body, o);
+      }
+      o += decipher.final().copy(body, o);
+    } catch {
+      throw new IntegrityError(`${what} failed authentication (damaged, truncated or forged)`);
+    }
+    return body.subarray(0, o);
+  }
+
+  /**
+   * Decompresses into the plain scratch buffer. Output is capped at one byte more than
+   * the index says: a blob that would grow past that is damaged, and is not inflated.
+   */
+  private decompressInto(src: Buffer, rawLength: number, what: string, hmac: Hmac): number {
+    let declared: number | null = null;
+    try {
+      declared = zstd.getFrameContentSize(src);
+    } catch {
+      throw new IntegrityError(`${what} does not decompress`);
+    }
+    if (declared !== null && declared !== rawLength) {
+      throw new IntegrityError(`${what} has ${declared} bytes, the index says ${rawLength}`);
+    }
+    if (this.#plain.length < rawLength + 1) this.#plain = Buffer.allocUnsafe(rawLength + 1);
+    let n: number;
+    try {
+      n = this.#dctx.decompress(this.#plain.subarray(0, rawLength + 1), src);
+    } catch {
+      throw new IntegrityError(`${what} does not decompress`);
+    }
+    hmac.update(this.#plain.subarray(0, n));
+    return n;
+  }
+
+  /** Drops scratch buffers grown past the usual blob size by one huge blob. */
+  trim(): void {
+    if (this.#body.length > keepScratch) this.#body = Buffer.alloc(0);
+    if (this.#plain.length > keepScratch) this.#plain = Buffer.alloc(0);
+  }
+}
