@@ -19,7 +19,9 @@ import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
 const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
 
 export class SealPool {
-  readonly #workers: Worker[];
+  readonly #workers: Worker[] = [];
+  readonly #spawn: () => Worker;
+  readonly #max: number;
   readonly #waiting = new Map<
     number,
     { resolve: (r: SealResult & { sealed: Uint8Array }) => void; reject: (e: Error) => void }
@@ -31,32 +33,23 @@ export class SealPool {
   readonly #jobs = new Map<Worker, number>();
   #next = 0;
 
-  private constructor(workers: Worker[]) {
-    this.#workers = workers;
-    for (const w of workers) {
-      w.on("message", (r: SealResult) => {
-        const waiter = this.#waiting.get(r.job);
-        if (waiter === undefined) return;
-        this.#waiting.delete(r.job);
-        this.release(w);
-        if (r.error === undefined) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
-        else if (r.integrity) waiter.reject(new IntegrityError(r.error));
-        else waiter.reject(new Error(`seal worker: ${r.error}`));
-      });
-      w.on("error", (err) => this.failAll(err));
-      w.unref();
-    }
+  private constructor(spawn: () => Worker, max: number) {
+    this.#spawn = spawn;
+    this.#max = max;
   }
 
+  /** The most workers this pool runs (it starts them one at a time, as work needs them). */
   get size(): number {
-    return this.#workers.length;
+    return this.#max;
   }
 
   /**
-   * A pool of n workers for the compiled build (by default one per core, at most 4: the
-   * main thread's reads, chunking and hashing then share a core with a worker, and the
-   * scheduler keeps every core busy; 4 zstd workers outrun one main thread); null when
-   * the worker script is not there (tests run from TypeScript sources) or n is 0.
+   * A pool of up to n workers for the compiled build (by default one per core, at most 4:
+   * the main thread's reads, chunking and hashing then share a core with a worker, and the
+   * scheduler keeps every core busy); null when the worker script is not there (tests run
+   * from TypeScript sources) or n is 0. Workers start as jobs arrive that find every
+   * started worker busy: a re-run that seals a few megabytes runs one worker, not n (each
+   * costs tens of MiB of memory).
    */
   static start(
     repositoryId: Buffer,
@@ -70,12 +63,25 @@ export class SealPool {
       repositoryId,
       keys: { generation: keys.generation, data: keys.data, id: keys.id },
     };
-    return new SealPool(
-      Array.from(
-        { length: n },
-        () => new Worker(url, { workerData, resourceLimits: workerLimits }),
-      ),
-    );
+    return new SealPool(() => new Worker(url, { workerData, resourceLimits: workerLimits }), n);
+  }
+
+  private addWorker(): Worker {
+    const w = this.#spawn();
+    w.on("message", (r: SealResult) => {
+      const waiter = this.#waiting.get(r.job);
+      if (waiter === undefined) return;
+      this.#waiting.delete(r.job);
+      this.release(w);
+      if (r.error === undefined) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
+      else if (r.integrity) waiter.reject(new IntegrityError(r.error));
+      else waiter.reject(new Error(`seal worker: ${r.error}`));
+    });
+    w.on("error", (err) => this.failAll(err));
+    w.unref();
+    this.#workers.push(w);
+    this.#jobs.set(w, 0);
+    return w;
   }
 
   async seal(kind: BlobKind, id: Buffer, plaintext: Buffer): Promise<Buffer> {
@@ -105,11 +111,7 @@ export class SealPool {
    */
   async verifySlice(slice: BlobSlice): Promise<{ problems: string[]; data: Uint8Array | null }> {
     const data = movable(slice.data);
-    const r = await this.post(
-      { job: 0, verify: { ...slice, data } },
-      [data.buffer as ArrayBuffer],
-      true,
-    );
+    const r = await this.post({ job: 0, verify: { ...slice, data } }, [data.buffer as ArrayBuffer]);
     return { problems: r.problems ?? [], data: r.data ?? null };
   }
 
@@ -123,25 +125,31 @@ export class SealPool {
     return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   }
 
-  /** Sends a job to the next worker in turn, or with leastBusy to the one with fewest jobs. */
+  /** Sends a job to the least busy worker, starting another when every one is busy. */
   private post(
     message: SealJob,
     transfer: ArrayBuffer[],
-    leastBusy = false,
   ): Promise<SealResult & { sealed: Uint8Array }> {
     const job = this.#next++;
-    let worker = this.#workers[job % this.#workers.length] as Worker;
-    if (leastBusy) {
-      for (const w of this.#workers) {
-        if ((this.#jobs.get(w) ?? 0) < (this.#jobs.get(worker) ?? 0)) worker = w;
+    let worker: Worker | undefined;
+    for (const w of this.#workers) {
+      if (worker === undefined || (this.#jobs.get(w) ?? 0) < (this.#jobs.get(worker) ?? 0)) {
+        worker = w;
       }
     }
+    if (
+      worker === undefined ||
+      ((this.#jobs.get(worker) ?? 0) > 0 && this.#workers.length < this.#max)
+    ) {
+      worker = this.addWorker();
+    }
+    const chosen = worker;
     return new Promise((resolve, reject) => {
       this.#waiting.set(job, { resolve, reject });
-      const n = this.#jobs.get(worker) ?? 0;
-      if (n === 0) worker.ref();
-      this.#jobs.set(worker, n + 1);
-      worker.postMessage({ ...message, job }, transfer);
+      const n = this.#jobs.get(chosen) ?? 0;
+      if (n === 0) chosen.ref();
+      this.#jobs.set(chosen, n + 1);
+      chosen.postMessage({ ...message, job }, transfer);
     });
   }
 
