@@ -13,10 +13,10 @@ import type { WriteLane } from "./write-pool.js";
 // Memory is bounded by maxInFlightBytes of sealed data read and not yet written (plus one
 // batch being filled and, in each worker, one chunk's plaintext), whatever the restore's size.
 
-const batchBytes = 2 * 1024 * 1024;
+const batchBytes = 1024 * 1024;
 /** Files per batch: tiny files cost per file, not per byte. */
 const batchFiles = 256;
-const maxInFlightBytes = 24 * 1024 * 1024;
+const maxInFlightBytes = 8 * 1024 * 1024;
 /** Bytes between two chunks of one pack that are read rather than skipped. */
 const readGap = 64 * 1024;
 const maxReadBytes = 8 * 1024 * 1024;

@@ -7,7 +7,7 @@ import { FileWriter } from "./write-ops.js";
 import type { WriteResult } from "./write-worker.js";
 
 /** A worker keeps no state but open files and a zstd context: a small heap is plenty. */
-const workerLimits = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
+const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
 
 /**
  * Where write batches run: one lane per restore worker, or a single lane on the main
