@@ -1,37 +1,24 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  ftruncateSync,
-  futimesSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
 import * as fs from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { promisify } from "node:util";
 import { type CofferError, IntegrityError, UserError } from "../errors.js";
 import type { BlobStore } from "../repo/blob-store.js";
-import { SealPool } from "../repo/seal-pool.js";
 import type { TreeNode } from "../repo/tree.js";
 import { rawName, rawTarget } from "../repo/tree.js";
 import { joinPath } from "../source/fs-node.js";
-import { fileChunks, isAllZero } from "./file-content.js";
 import { checkName, checkUniqueNames } from "./safe-path.js";
 import { displayPath, loadTree } from "./tree-walk.js";
+import type { FileOutcome } from "./write-ops.js";
+import { WritePlanner } from "./write-plan.js";
+import { startWriteLanes } from "./write-pool.js";
 
 const run = promisify(execFile);
 
 /**
- * Files being restored at once. While one waits for a worker to open a large chunk, the
- * others write; each holds at most one chunk, sealed and opened (2 × 8 MiB at most).
+ * Further hard links waiting for their first file at once; past this the walk waits.
  */
-const maxFilesInFlight = 4;
+const maxLinksWaiting = 256;
 
 export interface RestoreEvents {
   /** A file that could not be restored; integrity errors make the restore exit 20. */
@@ -63,8 +50,11 @@ export class Restorer {
    * when it failed), once it is done.
    */
   readonly #links = new Map<string, Promise<Buffer | null>>();
+  /** Further hard links waiting for their first file. */
   readonly #inFlight = new Set<Promise<void>>();
-  #pool: SealPool | null = null;
+  #planner: WritePlanner | null = null;
+  readonly #tmpPrefix = randomBytes(6).toString("hex");
+  #tmpCounter = 0;
   readonly #symlinks: { at: Buffer; node: TreeNode; shown: string }[] = [];
   readonly #dirMeta: { at: Buffer; node: TreeNode }[] = [];
   readonly counters: RestoreCounters = {
@@ -90,8 +80,8 @@ export class Restorer {
     const st = await fs.stat(target);
     if (!st.isDirectory()) throw new UserError(`--target ${target} is not a directory`);
     const base = Buffer.from(target);
-    const repo = this.#store.repo;
-    this.#pool = SealPool.start(repo.id, repo.current, Math.min(3, availableParallelism() - 1));
+    const planner = new WritePlanner(this.#store, startWriteLanes(this.#store.repo.id));
+    this.#planner = planner;
     try {
       if (node.type === "dir") {
         await this.restoreDirContents(node, names, base, this.matchesAncestor(names));
@@ -99,15 +89,24 @@ export class Restorer {
         const name = names.at(-1) ?? rawName(node);
         await this.restoreNode(node, names, joinPath(base, name), true);
       }
-      await Promise.all(this.#inFlight);
+      await this.drain();
     } finally {
-      await Promise.allSettled(this.#inFlight);
-      await this.#pool?.close();
-      this.#pool = null;
+      // After an error in the walk, the files already planned are still written.
+      await this.drain().catch(() => {});
+      await planner.close();
+      this.#planner = null;
     }
     for (const l of this.#symlinks) await this.makeSymlink(l.at, l.node, l.shown);
     // Directory times last, children before parents, so writing inside does not move them.
     for (const d of this.#dirMeta.reverse()) await this.applyMetadata(d.at, d.node, false);
+  }
+
+  /** Waits until every planned file and every waiting hard link is done. */
+  private async drain(): Promise<void> {
+    while (this.#inFlight.size > 0 || this.#planner?.busy) {
+      await this.#planner?.drain();
+      await Promise.all(this.#inFlight);
+    }
   }
 
   private matchesAncestor(names: readonly Buffer[]): boolean {
@@ -209,31 +208,49 @@ export class Restorer {
   }
 
   /**
-   * Starts restoring a file once fewer than maxFilesInFlight are in flight; its errors are
-   * reported through fail(). A further hard link to a file waits for the first and links
-   * to it (or, if the first failed, is restored in full).
+   * Plans a file (write-plan.ts); its outcome is reported when its batch is written. A
+   * further hard link to a file waits for the first and links to it (or, if the first
+   * failed, is restored in full).
    */
   private async scheduleFile(node: TreeNode, at: Buffer, shown: string): Promise<void> {
     const linkKey =
       (node.links ?? 1) > 1 && node.inode !== undefined ? `${node.dev}:${node.inode}` : null;
     const first = linkKey !== null ? this.#links.get(linkKey) : undefined;
-    let settle: (restoredAt: Buffer | null) => void = () => {};
-    if (linkKey !== null && first === undefined) {
-      this.#links.set(linkKey, new Promise((resolve) => (settle = resolve)));
+    if (first === undefined) {
+      let placed: (restoredAt: Buffer | null) => void = () => {};
+      if (linkKey !== null) {
+        this.#links.set(linkKey, new Promise((resolve) => (placed = resolve)));
+      }
+      try {
+        await this.planFile(node, at, shown, placed);
+      } catch (err) {
+        placed(null);
+        throw err;
+      }
+      return;
     }
-    while (this.#inFlight.size >= maxFilesInFlight) await Promise.race(this.#inFlight);
+    while (this.#inFlight.size >= maxLinksWaiting) {
+      // The first files may still sit in the batch being filled.
+      await this.#planner?.flush();
+      await Promise.race(this.#inFlight);
+    }
     const job = (async () => {
       try {
-        const linkTo = first !== undefined ? await first : null;
+        const linkTo = await first;
         if (linkTo !== null) {
           await this.replaceWith(at, () => fs.link(linkTo, at));
           this.counters.files++;
         } else {
-          await this.restoreFile(node, at, shown);
+          const done = new Promise<unknown>((resolve) => {
+            this.planFile(node, at, shown, resolve).catch((err: unknown) => {
+              this.fail(shown, err);
+              resolve(null);
+            });
+          });
+          await this.#planner?.flush();
+          await done;
         }
-        settle(at);
       } catch (err) {
-        settle(null);
         this.fail(shown, err);
       }
     })().finally(() => this.#inFlight.delete(job));
@@ -241,42 +258,48 @@ export class Restorer {
   }
 
   /**
-   * Writes a file under a fresh temp name (O_EXCL|O_NOFOLLOW: never through something an
-   * attacker placed there) and renames it into place once every chunk has verified.
-   * File I/O is synchronous: restores are many small operations on local files, where a
-   * thread-pool round trip per call costs more than the call.
+   * Plans the file's write to a temp name in its directory (created O_EXCL|O_NOFOLLOW:
+   * never through something an attacker placed there; renamed into place once every
+   * chunk has verified). Resolves once planned; placed() gets where the file is once it
+   * is in place, or null when it failed (the failure is reported here).
    */
-  private async restoreFile(node: TreeNode, at: Buffer, shown: string): Promise<void> {
-    const tmp = Buffer.concat([at, Buffer.from(`.coffer-tmp-${randomBytes(6).toString("hex")}`)]);
-    const fd = openSync(
+  private async planFile(
+    node: TreeNode,
+    at: Buffer,
+    shown: string,
+    placed: (restoredAt: Buffer | null) => void,
+  ): Promise<void> {
+    const planner = this.#planner;
+    if (planner === null) throw new Error("restore: internal error: no planner");
+    // One random prefix per run and a counter: names nobody can guess in advance, without
+    // a CSPRNG call per file. Not derived from the file's name, so never too long.
+    const dir = at.subarray(0, at.lastIndexOf(0x2f) + 1);
+    const tmp = Buffer.concat([
+      dir,
+      Buffer.from(`.coffer-tmp-${this.#tmpPrefix}-${(this.#tmpCounter++).toString(36)}`),
+    ]);
+    const file = {
       tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    );
-    let size = 0;
-    try {
-      for await (const chunk of fileChunks(this.#store, node.content ?? [], this.#pool)) {
-        // All-zero chunks are left as holes: sparse files stay sparse.
-        if (!isAllZero(chunk)) writeAll(fd, chunk, size);
-        size += chunk.length;
+      at,
+      shown,
+      content: node.content ?? [],
+      size: node.size,
+      mode: node.mode & 0o7777,
+      uid: node.uid,
+      gid: node.gid,
+      chown: this.#asRoot,
+      mtime: mtimeSeconds(node),
+    };
+    await planner.add(file, (o: FileOutcome) => {
+      if (o.error !== undefined) {
+        this.fail(shown, o.integrity ? new IntegrityError(o.error) : new Error(o.error));
+        placed(null);
+        return;
       }
-      if (node.size !== undefined && size !== node.size) {
-        throw new IntegrityError(`${shown} restored ${size} bytes, the snapshot says ${node.size}`);
-      }
-      ftruncateSync(fd, size);
-      if (this.#asRoot) fchownSync(fd, node.uid, node.gid);
-      fchmodSync(fd, node.mode & 0o7777);
-      const mtime = mtimeSeconds(node);
-      futimesSync(fd, mtime, mtime);
-    } catch (err) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    closeSync(fd);
-    renameSync(tmp, at);
-    this.counters.files++;
-    this.counters.bytes += size;
+      this.counters.files++;
+      this.counters.bytes += o.bytes ?? 0;
+      placed(at);
+    });
   }
 
   private async makeSymlink(at: Buffer, node: TreeNode, shown: string): Promise<void> {
@@ -317,10 +340,4 @@ export class Restorer {
  */
 function mtimeSeconds(node: TreeNode): number {
   return (Number(BigInt(node.mtime) / 1000n) + 0.5) / 1e6;
-}
-
-function writeAll(fd: number, data: Buffer, position: number): void {
-  for (let done = 0; done < data.length; ) {
-    done += writeSync(fd, data, done, data.length - done, position + done);
-  }
 }
