@@ -40,7 +40,9 @@ for (const tool of tools) {
             rssMiB: Math.round(mib(r.rssKiB) * 10) / 10,
             otherLoad: r.otherLoad,
           }
-        : { n: s.n, failed: r?.error ?? "missing" };
+        : r === undefined
+          ? { n: s.n, notRun: true }
+          : { n: s.n, failed: r.error ?? "failed" };
     });
     const first = cells[0];
     const last = cells.at(-1);
@@ -78,7 +80,8 @@ const lines = [
 ];
 const busy = (c) => (c.otherLoad > 0.2 ? "*" : "");
 for (const t of table) {
-  const f = (pick) => t.cells.map((c) => (c.failed ? "failed" : pick(c))).join(" | ");
+  const f = (pick) =>
+    t.cells.map((c) => (c.notRun ? "not run" : c.failed ? "failed" : pick(c))).join(" | ");
   lines.push(
     `| ${t.tool} | ${t.row} | ${f((c) => `${c.wallS.toFixed(2)}${busy(c)}`)} | ${f((c) => c.cpuS.toFixed(1))} | ${f((c) => c.rssMiB.toFixed(1))} | ${t.rssGrowth === null ? "" : `${t.rssGrowth.toFixed(2)}×`} |`,
   );
