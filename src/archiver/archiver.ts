@@ -23,10 +23,7 @@ import { emptySummary } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
 import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { fileReader } from "../source/file-reader.js";
-import type { EntryStat } from "../source/fs-node.js";
 import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
-import type { DirEntries } from "./dir-lister.js";
-import { DirLister } from "./dir-lister.js";
 import { ParentDir, unchangedContent } from "./parent-tree.js";
 import { buildPathTrie, type PathTrie } from "./path-trie.js";
 
@@ -84,8 +81,6 @@ export class Archiver {
    */
   #smallScratch: Buffer | undefined;
   readonly #largeFiles = pLimit(largeFilesInFlight);
-  /** Lists directories ahead of the walk on another thread, during backupPaths. */
-  #lister: DirLister | null = null;
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
   #lastYield = Date.now();
@@ -106,20 +101,10 @@ export class Archiver {
     const trie = buildPathTrie(paths);
     const root = Buffer.from("/");
     const parent = await ParentDir.load(this.#store, parentTree);
-    // With a parent most files are skipped by their metadata: the walk's readdir and lstat
-    // calls are then the work, and the second core is idle, so a lister takes them. With
-    // none, every file is read and compressed, all cores are busy with that, and the
-    // lister's own overhead would only add to it.
-    this.#lister = parentTree !== undefined ? DirLister.start() : null;
-    try {
-      if (!trie.included) return await this.saveVirtualDir(root, trie, parent);
-      const tree = await this.saveDir(root, parent);
-      if (tree === null) throw new UserError("cannot read /: nothing was backed up");
-      return tree;
-    } finally {
-      await this.#lister?.close();
-      this.#lister = null;
-    }
+    if (!trie.included) return this.saveVirtualDir(root, trie, parent);
+    const tree = await this.saveDir(root, parent);
+    if (tree === null) throw new UserError("cannot read /: nothing was backed up");
+    return tree;
   }
 
   /** Backs up one byte stream as a file named `name` at the root of the snapshot. */
@@ -234,15 +219,10 @@ export class Archiver {
    * One directory entry as a tree node, or null when excluded or unreadable. A directory
    * is walked before this resolves; a file's content is read concurrently with the walk.
    */
-  private async saveEntry(
-    p: Buffer,
-    name: Buffer,
-    parent: ParentDir,
-    listed?: EntryStat,
-  ): Promise<Deferred> {
+  private async saveEntry(p: Buffer, name: Buffer, parent: ParentDir): Promise<Deferred> {
     const pathText = p.toString();
     if (this.#exclude(pathText)) return done(null);
-    const st = listed ?? this.lstat(p);
+    const st = this.lstat(p);
     if (st === null) return done(null);
     const type = nodeType(st);
     if (type === null) {
@@ -301,47 +281,25 @@ export class Archiver {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
-  /** A directory's entries sorted by name bytes, from the lister when there is one. */
-  private async listDir(p: Buffer): Promise<DirEntries | null> {
-    const lister = this.#lister;
-    if (lister !== null) {
-      lister.prefetch([p]); // a no-op when the walk already asked for it
-      const listed = await lister.take(p);
-      if (listed !== null) {
-        const subdirs: Buffer[] = [];
-        listed.names.forEach((name, i) => {
-          if (!listed.stats[i]?.isDirectory()) return;
-          const child = joinPath(p, name);
-          if (!this.#exclude(child.toString())) subdirs.push(child);
-        });
-        lister.prefetch(subdirs);
-        return listed;
-      }
-    }
+  private async saveDir(p: Buffer, parent: ParentDir): Promise<string | null> {
+    let names: Buffer[];
     try {
-      const names = readdirSync(p, { encoding: "buffer" }).sort(Buffer.compare);
-      return { names, stats: [] };
+      names = readdirSync(p, { encoding: "buffer" });
     } catch (err) {
       this.error(p, err);
       return null;
     }
-  }
-
-  private async saveDir(p: Buffer, parent: ParentDir): Promise<string | null> {
-    const entries = await this.listDir(p);
-    if (entries === null) return null;
-    const { names, stats } = entries;
+    names.sort(Buffer.compare);
     const pending: Promise<TreeNode | null>[] = [];
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i] as Buffer;
-      pending.push((await this.saveEntry(joinPath(p, name), name, parent, stats[i])).node);
+    for (const name of names) {
+      pending.push((await this.saveEntry(joinPath(p, name), name, parent)).node);
       await this.yieldToEventLoop();
     }
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes, parent);
   }
 
-  private async saveFile(p: Buffer, before: EntryStat, node: TreeNode): Promise<boolean> {
+  private async saveFile(p: Buffer, before: BigIntStats, node: TreeNode): Promise<boolean> {
     const linkKey = before.nlink > 1n ? `${before.dev}:${before.ino}` : null;
     const linked = linkKey !== null ? this.#hardLinks.get(linkKey) : undefined;
     if (linked !== undefined) {
