@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, createHmac, randomFillSync } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  type DecipherGCM,
+  randomFillSync,
+} from "node:crypto";
 import { IntegrityError } from "../errors.js";
 
 // Sealed object layout (docs/FORMAT.md §Sealed objects):
@@ -90,21 +96,37 @@ export function sealedGeneration(sealed: Buffer): number {
   return sealed.readUInt32LE(0);
 }
 
-/** Opens a sealed object or throws IntegrityError; `what` names it in the message. */
-export function open(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
+/**
+ * Checks a sealed object's framing and generation and returns a decipher for its
+ * ciphertext (tag and associated data set): `open`, and verify's scratch-memory checker,
+ * run the ciphertext through it.
+ */
+export function decipherFor(
+  key: Buffer,
+  aad: Buffer,
+  sealed: Buffer,
+  what: string,
+): { decipher: DecipherGCM; ciphertext: Buffer } {
   if (sealed.length < sealOverhead) throw new IntegrityError(`${what} is truncated`);
   // The generation in the clear must be the one the associated data (last 4 bytes) binds.
   if (!sealed.subarray(0, generationLength).equals(aad.subarray(aad.length - generationLength))) {
     throw new IntegrityError(`${what} names the wrong key generation: it is damaged or forged`);
   }
   const nonce = sealed.subarray(generationLength, generationLength + nonceLength);
-  const tag = sealed.subarray(sealed.length - tagLength);
-  const ct = sealed.subarray(generationLength + nonceLength, sealed.length - tagLength);
   const decipher = createDecipheriv("aes-256-gcm", key, nonce);
   decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
+  decipher.setAuthTag(sealed.subarray(sealed.length - tagLength));
+  return {
+    decipher,
+    ciphertext: sealed.subarray(generationLength + nonceLength, sealed.length - tagLength),
+  };
+}
+
+/** Opens a sealed object or throws IntegrityError; `what` names it in the message. */
+export function open(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
+  const { decipher, ciphertext } = decipherFor(key, aad, sealed, what);
   try {
-    const head = decipher.update(ct);
+    const head = decipher.update(ciphertext);
     const tail = decipher.final();
     return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch {

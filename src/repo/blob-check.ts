@@ -1,17 +1,10 @@
-import { createDecipheriv, createHmac, type Hmac } from "node:crypto";
+import { createHmac, type Hmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type * as ZstdBinding from "zstd-napi/binding.js";
 import { sameId } from "../crypto/blob-id.js";
-import {
-  associatedData,
-  blobKey,
-  generationLength,
-  nonceLength,
-  sealOverhead,
-  tagLength,
-} from "../crypto/seal.js";
+import { associatedData, blobKey, decipherFor } from "../crypto/seal.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 
@@ -152,18 +145,9 @@ export class BlobChecker {
 
   /** As crypto/seal.ts open, into the body scratch buffer; the result is a view of it. */
   private decrypt(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
-    if (sealed.length < sealOverhead) throw new IntegrityError(`${what} is truncated`);
-    if (!sealed.subarray(0, generationLength).equals(aad.subarray(aad.length - generationLength))) {
-      throw new IntegrityError(`${what} names the wrong key generation: it is damaged or forged`);
-    }
-    const nonce = sealed.subarray(generationLength, generationLength + nonceLength);
-    const tag = sealed.subarray(sealed.length - tagLength);
-    const ct = sealed.subarray(generationLength + nonceLength, sealed.length - tagLength);
+    const { decipher, ciphertext: ct } = decipherFor(key, aad, sealed, what);
     if (this.#body.length < ct.length) this.#body = Buffer.allocUnsafe(ct.length);
     const body = this.#body;
-    const decipher = createDecipheriv("aes-256-gcm", key, nonce);
-    decipher.setAAD(aad);
-    decipher.setAuthTag(tag);
     let o = 0;
     try {
       for (let at = 0; at < ct.length; at += decipherStep) {
