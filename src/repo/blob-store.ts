@@ -7,7 +7,7 @@ import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
 import type { IndexedPack } from "./index-file.js";
 import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
-import { forEachPackEntry, PackWriter, packEntryLength } from "./pack.js";
+import { checkPackHeader, forEachPackEntry, PackWriter } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 import { SealBatch, sealEach } from "./seal-batch.js";
@@ -79,13 +79,13 @@ export class BlobStore {
   async addIndexFile(name: string): Promise<void> {
     const what = `index ${name}`;
     const plain = await this.repo.loadMetadata("index", ObjectKind.index, name);
-    const headers: [string, Buffer][] = [];
+    // Every header is checked before any entry is added, so a bad delta adds nothing.
+    const headers: [string, Buffer, number][] = [];
     forEachIndexedPack(plain, what, (packId, header) => {
-      forEachPackEntry(header, what, () => {}); // checks it, so a bad one adds nothing
-      headers.push([packId.toString("hex"), header]);
+      headers.push([packId.toString("hex"), header, checkPackHeader(header, what)]);
     });
-    for (const [packId, header] of headers) {
-      this.index.reserve(header.length / packEntryLength);
+    for (const [packId, header, count] of headers) {
+      this.index.reserve(count);
       forEachPackEntry(header, what, (kind, id, offset, length, rawLength) =>
         this.index.addRaw(id, packId, { kind, offset, length, rawLength }),
       );

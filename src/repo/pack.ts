@@ -10,7 +10,7 @@ import type { BlobKind, SealedBlob } from "./blob.js";
 //   kind (u8) || blob id (32) || offset (u32 LE) || sealed length (u32 LE) || raw length (u32 LE)
 
 const headerVersion = 1;
-export const packEntryLength = 1 + 32 + 4 + 4 + 4;
+const packEntryLength = 1 + 32 + 4 + 4 + 4;
 const trailerLength = 4;
 
 export interface PackEntry {
@@ -36,15 +36,8 @@ export function encodePackHeader(entries: readonly PackEntry[]): Buffer {
   return out;
 }
 
-/**
- * Calls fn for each entry of a pack header, after checking the whole header: a bad header
- * throws before fn sees any entry. `id` is a view into b, valid only during the call.
- */
-export function forEachPackEntry(
-  b: Buffer,
-  what: string,
-  fn: (kind: BlobKind, id: Buffer, offset: number, length: number, rawLength: number) => void,
-): void {
+/** Checks a pack header's version, length and blob kinds; returns its entry count. */
+export function checkPackHeader(b: Buffer, what: string): number {
   if (b.length < 5 || b[0] !== headerVersion) throw new IntegrityError(`${what}: bad header`);
   const n = b.readUInt32LE(1);
   if (b.length !== 5 + n * packEntryLength) throw new IntegrityError(`${what}: bad header length`);
@@ -54,6 +47,19 @@ export function forEachPackEntry(
       throw new IntegrityError(`${what}: unknown blob kind ${kind}`);
     }
   }
+  return n;
+}
+
+/**
+ * Calls fn for each entry of a pack header, after checking the whole header: a bad header
+ * throws before fn sees any entry. `id` is a view into b, valid only during the call.
+ */
+export function forEachPackEntry(
+  b: Buffer,
+  what: string,
+  fn: (kind: BlobKind, id: Buffer, offset: number, length: number, rawLength: number) => void,
+): void {
+  checkPackHeader(b, what);
   for (let o = 5; o < b.length; o += packEntryLength) {
     fn(
       b[o] as BlobKind,
