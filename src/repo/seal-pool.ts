@@ -177,6 +177,6 @@ export class SealPool {
  * Memory that can be transferred to a worker: b itself when it owns its whole ArrayBuffer,
  * else a copy (a slice of Node's shared pool must never be detached).
  */
-function movable(b: Uint8Array): Uint8Array {
+export function movable(b: Uint8Array): Uint8Array {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }

@@ -2,6 +2,7 @@ import { ObjectKind } from "../crypto/seal.js";
 import { IntegrityError } from "../errors.js";
 import type { IndexEntry } from "../repo/blob-index.js";
 import type { BlobStore } from "../repo/blob-store.js";
+import { movable } from "../repo/seal-pool.js";
 import type { FileOutcome, WriteBatch, WriteKeys, WriteOp } from "./write-ops.js";
 import type { WriteLane } from "./write-pool.js";
 
@@ -346,12 +347,4 @@ function failOp(op: WriteOp, err: unknown): WriteOp {
     message: (err as Error).message,
     integrity: err instanceof IntegrityError,
   };
-}
-
-/**
- * Memory that can be transferred to a worker: b itself when it owns its whole ArrayBuffer,
- * else a copy (a slice of Node's shared pool must never be detached).
- */
-function movable(b: Buffer): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
