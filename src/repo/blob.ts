@@ -1,4 +1,5 @@
-import { Compressor, Decompressor } from "zstd-napi";
+import { Decompressor } from "zstd-napi";
+import zstd from "zstd-napi/binding.js";
 import { blobId, sameId } from "../crypto/blob-id.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import type { ObjectKind } from "../crypto/seal.js";
@@ -17,33 +18,78 @@ export const zstdLevel = 3;
 const flagNone = Buffer.from([uncompressed]);
 const flagZstd = Buffer.from([zstdCompressed]);
 
-// One compression and one decompression context for the process: creating a zstd context
-// per blob costs more than compressing a small blob.
-let compressor: Compressor | null = null;
+// One compression and one decompression context per thread: creating a zstd context per
+// blob costs more than compressing a small blob.
+let cctx: zstd.CCtx | null = null;
 let decompressor: Decompressor | null = null;
+/**
+ * Compression output, reused: the compressed bytes are encrypted into the sealed blob
+ * right away, so a fresh compressBound-sized buffer per blob (zstd-napi's Compressor, plus
+ * a trimmed copy) was only garbage: up to twice the plaintext for every blob sealed.
+ */
+let compressScratch = Buffer.alloc(0);
 
-function zstdCompress(b: Buffer): Buffer {
-  if (compressor === null) {
-    compressor = new Compressor();
-    compressor.setParameters({ compressionLevel: zstdLevel });
+/**
+ * Already-compressed data (archives, images, packed binaries) costs a full zstd pass for
+ * nothing. A chunk whose first 64 KiB shrinks by less than 3% is stored as it is. The
+ * probe is the first block of the real compression (flushed, so its size is known), not a
+ * separate pass: compressible chunks are not compressed 64 KiB twice.
+ */
+const probeLength = 64 * 1024;
+
+/**
+ * Compresses b, or returns null when its first 64 KiB show it does not compress. The
+ * result is a view of scratch memory, valid until the next call.
+ */
+function zstdCompress(b: Buffer): Buffer | null {
+  if (cctx === null) {
+    cctx = new zstd.CCtx();
+    cctx.setParameter(zstd.CParameter.compressionLevel, zstdLevel);
   }
-  return compressor.compress(b);
+  // Room for one more block header than compressBound counts: the probe's flush ends a block.
+  const bound = zstd.compressBound(b.length) + 64;
+  if (compressScratch.length < bound) compressScratch = Buffer.allocUnsafe(bound);
+  const dst = compressScratch;
+  if (b.length <= 2 * probeLength) return dst.subarray(0, cctx.compress2(dst, b));
+  // The pledged size goes into the frame header and tunes the parameters as compress2 does.
+  cctx.setPledgedSrcSize(b.length);
+  let produced = streamInto(cctx, dst, 0, b.subarray(0, probeLength), zstd.EndDirective.flush);
+  if (produced > probeLength * 0.97) {
+    cctx.reset(zstd.ResetDirective.sessionOnly);
+    return null;
+  }
+  produced = streamInto(cctx, dst, produced, b.subarray(probeLength), zstd.EndDirective.end);
+  return dst.subarray(0, produced);
+}
+
+/** Feeds all of src to the frame in progress and flushes or ends it; returns dst's new end. */
+function streamInto(
+  c: zstd.CCtx,
+  dst: Buffer,
+  at: number,
+  src: Buffer,
+  op: zstd.EndDirective,
+): number {
+  let consumedAll = 0;
+  for (;;) {
+    const [left, produced, consumed] = c.compressStream2(
+      dst.subarray(at),
+      src.subarray(consumedAll),
+      op,
+    );
+    at += produced;
+    consumedAll += consumed;
+    if (left === 0 && consumedAll === src.length) return at;
+    if (produced === 0 && consumed === 0) {
+      c.reset(zstd.ResetDirective.sessionOnly);
+      throw new Error("zstd: internal error: output buffer too small");
+    }
+  }
 }
 
 function zstdDecompress(b: Buffer): Buffer {
   decompressor ??= new Decompressor();
   return decompressor.decompress(b);
-}
-
-/**
- * Already-compressed data (archives, images, packed binaries) costs a full zstd pass for
- * nothing. A chunk whose first 64 KiB shrinks by less than 3% is stored as it is.
- */
-const probeLength = 64 * 1024;
-
-function looksIncompressible(b: Buffer): boolean {
-  if (b.length <= 2 * probeLength) return false;
-  return zstdCompress(b.subarray(0, probeLength)).length > probeLength * 0.97;
 }
 
 export interface SealedBlob {
@@ -61,8 +107,8 @@ export function sealBlob(
   id: Buffer,
   plaintext: Buffer,
 ): SealedBlob {
-  const packed = looksIncompressible(plaintext) ? plaintext : zstdCompress(plaintext);
-  const useZstd = packed.length < plaintext.length;
+  const packed = zstdCompress(plaintext);
+  const useZstd = packed !== null && packed.length < plaintext.length;
   const payload = useZstd ? packed : plaintext;
   const flag = useZstd ? flagZstd : flagNone;
   const aad = associatedData(repositoryId, kind, id, keys.generation);

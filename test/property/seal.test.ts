@@ -230,6 +230,33 @@ describe("sealBlob / openBlob", () => {
     );
   });
 
+  it("decides on a large chunk's first 64 KiB: an incompressible head is stored raw, a compressible one compressed, and both round-trip", () => {
+    const part = (compressible: boolean, n: number) =>
+      compressible ? Buffer.alloc(n, n % 251) : randomBytes(n);
+    fc.assert(
+      fc.property(
+        keysArb,
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 128 * 1024 + 1, max: 3 * 1024 * 1024 }),
+        (k, headCompresses, tailCompresses, length) => {
+          const head = 64 * 1024 + 17; // the probe ends inside the head
+          const d = Buffer.concat([
+            part(headCompresses, head),
+            part(tailCompresses, length - head),
+          ]);
+          const { id, blob } = sealed(k, ObjectKind.data, d);
+          if (!headCompresses) expect(blob.sealed.length).toBe(d.length + 1 + sealOverhead);
+          else if (tailCompresses) expect(blob.sealed.length).toBeLessThan(4096 + sealOverhead);
+          else expect(blob.sealed.length).toBeLessThanOrEqual(d.length + 1 + sealOverhead);
+          const back = openBlob(k.repositoryId, k.keys, ObjectKind.data, id, blob.sealed, d.length);
+          expect(back.equals(d)).toBe(true);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
   it("refuses a wrong raw length, a wrong id, a wrong kind and another repository", () => {
     fc.assert(
       fc.property(
