@@ -1,6 +1,8 @@
 import { lstat } from "node:fs/promises";
 import type { Argv } from "yargs";
 import { absolutePaths } from "../../src/archiver/archiver.js";
+import { DirLister } from "../../src/archiver/dir-lister.js";
+import { buildPathTrie, includedPaths } from "../../src/archiver/path-trie.js";
 import { streamReader } from "../../src/chunker/chunk-reader.js";
 import { UserError } from "../../src/errors.js";
 import type { Repository } from "../../src/repo/repository.js";
@@ -65,26 +67,34 @@ export const backupCommand = {
         }
       }
     }
-    await recordBackup(
-      args,
-      excludeMatcher(args.exclude ?? []),
-      async ({ archiver, store, host }) => {
-        const abs = absolutePaths(paths);
-        // A writer-only key cannot read old trees: no file cache, every file is read again.
-        const parent =
-          args.stdin || args.force || store.repo.writer !== null
-            ? undefined
-            : await findParent(store.repo, args.parent, host, abs);
-        const tree = args.stdin
-          ? await archiver.backupStream(args["stdin-name"] as string, streamReader(process.stdin))
-          : await archiver.backupPaths(abs, parent?.tree);
-        return {
-          tree,
-          paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,
-          source: { kind: args.stdin ? "stdin" : "files" },
-        };
-      },
-    );
+    const abs = absolutePaths(paths);
+    // Started before the repository is opened, so it lists while scrypt runs.
+    const lister = args.stdin
+      ? null
+      : DirLister.start(includedPaths(buildPathTrie(abs)), args.exclude ?? []);
+    try {
+      await recordBackup(
+        args,
+        excludeMatcher(args.exclude ?? []),
+        async ({ archiver, store, host }) => {
+          // A writer-only key cannot read old trees: no file cache, every file is read again.
+          const parent =
+            args.stdin || args.force || store.repo.writer !== null
+              ? undefined
+              : await findParent(store.repo, args.parent, host, abs);
+          const tree = args.stdin
+            ? await archiver.backupStream(args["stdin-name"] as string, streamReader(process.stdin))
+            : await archiver.backupPaths(abs, parent?.tree, lister);
+          return {
+            tree,
+            paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,
+            source: { kind: args.stdin ? "stdin" : "files" },
+          };
+        },
+      );
+    } finally {
+      lister?.stop();
+    }
   },
 };
 

@@ -23,7 +23,9 @@ import { emptySummary } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
 import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { fileReader } from "../source/file-reader.js";
+import type { EntryStat } from "../source/fs-node.js";
 import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
+import type { DirLister } from "./dir-lister.js";
 import { ParentDir, unchangedContent } from "./parent-tree.js";
 import { buildPathTrie, type PathTrie } from "./path-trie.js";
 
@@ -34,6 +36,8 @@ import { buildPathTrie, type PathTrie } from "./path-trie.js";
  */
 const smallFileLimit = 1024 * 1024;
 const largeFilesInFlight = 2;
+/** The walk lets timers and signals run at least this often (see yieldToEventLoop). */
+const yieldEveryMs = 20;
 
 export interface ArchiverEvents {
   /** A file or directory that could not be read: the backup goes on without it (exit 3). */
@@ -57,12 +61,20 @@ interface ReadResult {
   after: BigIntStats;
 }
 
+/** A tree node, or null for an entry left out (excluded, unreadable, vanished). */
+type Entry = TreeNode | null;
+
 interface Deferred {
-  node: Promise<TreeNode | null>;
+  node: Promise<Entry>;
 }
 
-function done(node: TreeNode | null): Deferred {
+function done(node: Entry): Deferred {
   return { node: Promise.resolve(node) };
+}
+
+/** An entry's node once everything it waits for (walk, reads) is done. */
+async function settled(entry: Entry | Promise<Deferred>): Promise<Entry> {
+  return entry instanceof Promise ? (await entry).node : entry;
 }
 
 /**
@@ -81,6 +93,8 @@ export class Archiver {
    */
   #smallScratch: Buffer | undefined;
   readonly #largeFiles = pLimit(largeFilesInFlight);
+  /** Lists directories ahead of the walk on another thread, during backupPaths. */
+  #lister: DirLister | null = null;
   /** dev:inode → content of hard-linked files already stored in this run. */
   readonly #hardLinks = new Map<string, Promise<string[]>>();
   #lastYield = Date.now();
@@ -96,15 +110,29 @@ export class Archiver {
     this.#exclude = opts.exclude;
   }
 
-  /** Backs up absolute paths; returns the root tree id. Intermediate dirs keep their metadata. */
-  async backupPaths(paths: readonly string[], parentTree?: string): Promise<string> {
-    const trie = buildPathTrie(paths);
-    const root = Buffer.from("/");
-    const parent = await ParentDir.load(this.#store, parentTree);
-    if (!trie.included) return this.saveVirtualDir(root, trie, parent);
-    const tree = await this.saveDir(root, parent);
-    if (tree === null) throw new UserError("cannot read /: nothing was backed up");
-    return tree;
+  /**
+   * Backs up absolute paths; returns the root tree id. Intermediate dirs keep their
+   * metadata. `lister`, started on the same paths (DirLister.start), lists directories
+   * ahead of the walk; it is stopped when the walk ends.
+   */
+  async backupPaths(
+    paths: readonly string[],
+    parentTree?: string,
+    lister: DirLister | null = null,
+  ): Promise<string> {
+    this.#lister = lister;
+    try {
+      const trie = buildPathTrie(paths);
+      const root = Buffer.from("/");
+      const parent = await ParentDir.load(this.#store, parentTree);
+      if (!trie.included) return await this.saveVirtualDir(root, trie, parent);
+      const tree = await this.saveDir(root, parent);
+      if (tree === null) throw new UserError("cannot read /: nothing was backed up");
+      return tree;
+    } finally {
+      this.#lister = null;
+      lister?.stop();
+    }
   }
 
   /** Backs up one byte stream as a file named `name` at the root of the snapshot. */
@@ -170,7 +198,7 @@ export class Archiver {
       const raw = Buffer.from(name);
       const p = joinPath(dir, raw);
       const node = child.included
-        ? await (await this.saveEntry(p, raw, parent)).node
+        ? await settled(this.saveEntry(p, raw, parent))
         : await this.intermediate(
             p,
             name,
@@ -216,31 +244,31 @@ export class Archiver {
   }
 
   /**
-   * One directory entry as a tree node, or null when excluded or unreadable. A directory
-   * is walked before this resolves; a file's content is read concurrently with the walk.
+   * One directory entry as a tree node, or null when excluded or unreadable. What needs
+   * no I/O beyond lstat (an unchanged file, a symlink, a device) is answered at once: an
+   * unchanged re-run meets tens of thousands of those, and a promise and a microtask
+   * turn for each cost more than its lstat. A directory is walked, and a small file read,
+   * before the returned promise resolves; a large file's content is read concurrently
+   * with the walk (its Deferred resolves when it is stored).
    */
-  private async saveEntry(p: Buffer, name: Buffer, parent: ParentDir): Promise<Deferred> {
-    const pathText = p.toString();
-    if (this.#exclude(pathText)) return done(null);
-    const st = this.lstat(p);
-    if (st === null) return done(null);
+  private saveEntry(
+    p: Buffer,
+    name: Buffer,
+    parent: ParentDir,
+    listed?: EntryStat,
+  ): Entry | Promise<Deferred> {
+    if (this.#exclude(p.toString())) return null;
+    const st = listed ?? this.lstat(p);
+    if (st === null) return null;
     const type = nodeType(st);
     if (type === null) {
-      this.#events.onWarning(pathText, "unknown file type: skipped");
-      return done(null);
+      this.#events.onWarning(p.toString(), "unknown file type: skipped");
+      return null;
     }
     const node = metadataNode(name, type, st);
     switch (type) {
-      case "dir": {
-        const subtree = await this.saveDir(
-          p,
-          await ParentDir.load(this.#store, parent.subtree(name)),
-        );
-        if (subtree === null) return done(null);
-        node.subtree = subtree;
-        this.counters.dirs++;
-        return done(node);
-      }
+      case "dir":
+        return this.saveSubdir(p, name, parent, node);
       case "file": {
         const cached = unchangedContent(this.#store, node, parent.get(name));
         if (cached !== null) {
@@ -248,24 +276,37 @@ export class Archiver {
           this.#bytesDone += Number(st.size);
           this.counters.files++;
           this.counters.unchangedFiles++;
-          return done(node);
+          return node;
         }
         const save = async () => ((await this.saveFile(p, st, node)) ? node : null);
-        if (st.size < smallFileLimit) return done(await save());
-        return { node: this.#largeFiles(save) };
+        if (st.size < smallFileLimit) return save().then(done);
+        return Promise.resolve({ node: this.#largeFiles(save) });
       }
       case "symlink":
         try {
           Object.assign(node, targetFields(readlinkSync(p, { encoding: "buffer" })));
         } catch (err) {
           this.error(p, err);
-          return done(null);
+          return null;
         }
-        return done(node);
+        return node;
       default:
         // fifos, sockets and devices are recorded, never opened (opening a fifo blocks).
-        return done(node);
+        return node;
     }
+  }
+
+  private async saveSubdir(
+    p: Buffer,
+    name: Buffer,
+    parent: ParentDir,
+    node: TreeNode,
+  ): Promise<Deferred> {
+    const subtree = await this.saveDir(p, await ParentDir.load(this.#store, parent.subtree(name)));
+    if (subtree === null) return done(null);
+    node.subtree = subtree;
+    this.counters.dirs++;
+    return done(node);
   }
 
   /**
@@ -275,31 +316,43 @@ export class Archiver {
    */
   private async yieldToEventLoop(): Promise<void> {
     const now = Date.now();
-    if (now - this.#lastYield < 20) return;
     this.reportProgress(now);
     this.#lastYield = now;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   private async saveDir(p: Buffer, parent: ParentDir): Promise<string | null> {
+    const listed = this.#lister?.take(p) ?? null;
     let names: Buffer[];
-    try {
-      names = readdirSync(p, { encoding: "buffer" });
-    } catch (err) {
-      this.error(p, err);
-      return null;
+    if (listed !== null) names = listed.names;
+    else {
+      try {
+        names = readdirSync(p, { encoding: "buffer" });
+      } catch (err) {
+        this.error(p, err);
+        return null;
+      }
+      names.sort(Buffer.compare);
     }
-    names.sort(Buffer.compare);
-    const pending: Promise<TreeNode | null>[] = [];
-    for (const name of names) {
-      pending.push((await this.saveEntry(joinPath(p, name), name, parent)).node);
-      await this.yieldToEventLoop();
+    const entries: (Entry | Promise<Entry>)[] = [];
+    let waiting = false;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as Buffer;
+      const entry = this.saveEntry(joinPath(p, name), name, parent, listed?.stats[i]);
+      if (entry instanceof Promise) {
+        entries.push((await entry).node);
+        waiting = true;
+      } else entries.push(entry);
+      if (Date.now() - this.#lastYield >= yieldEveryMs) await this.yieldToEventLoop();
     }
-    const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== null);
-    return this.saveTree(nodes, parent);
+    const settled = waiting ? await Promise.all(entries) : (entries as Entry[]);
+    return this.saveTree(
+      settled.filter((n): n is TreeNode => n !== null),
+      parent,
+    );
   }
 
-  private async saveFile(p: Buffer, before: BigIntStats, node: TreeNode): Promise<boolean> {
+  private async saveFile(p: Buffer, before: EntryStat, node: TreeNode): Promise<boolean> {
     const linkKey = before.nlink > 1n ? `${before.dev}:${before.ino}` : null;
     const linked = linkKey !== null ? this.#hardLinks.get(linkKey) : undefined;
     if (linked !== undefined) {

@@ -45,3 +45,9 @@ function sortTrie(t: PathTrie): void {
   t.children = new Map(sorted);
   for (const c of t.children.values()) sortTrie(c);
 }
+
+/** The backed-up paths in the order the walk reaches them (children by name bytes). */
+export function includedPaths(t: PathTrie, at = ""): string[] {
+  if (t.included) return [at === "" ? "/" : at];
+  return [...t.children].flatMap(([name, child]) => includedPaths(child, `${at}/${name}`));
+}

@@ -2,7 +2,29 @@ import { isUtf8 } from "node:buffer";
 import type { BigIntStats } from "node:fs";
 import type { NodeType, TreeNode } from "../repo/tree.js";
 
-export function nodeType(st: BigIntStats): NodeType | null {
+/** The part of lstat's BigIntStats the walk reads (the lister provides the same). */
+export type EntryStat = Pick<
+  BigIntStats,
+  | "mode"
+  | "uid"
+  | "gid"
+  | "size"
+  | "mtimeNs"
+  | "ctimeNs"
+  | "dev"
+  | "ino"
+  | "nlink"
+  | "rdev"
+  | "isFile"
+  | "isDirectory"
+  | "isSymbolicLink"
+  | "isFIFO"
+  | "isSocket"
+  | "isCharacterDevice"
+  | "isBlockDevice"
+>;
+
+export function nodeType(st: EntryStat): NodeType | null {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";
@@ -14,7 +36,7 @@ export function nodeType(st: BigIntStats): NodeType | null {
 }
 
 /** The metadata part of a tree node, from lstat with bigint (nanosecond) times. */
-export function metadataNode(name: Buffer, type: NodeType, st: BigIntStats): TreeNode {
+export function metadataNode(name: Buffer, type: NodeType, st: EntryStat): TreeNode {
   // Two literals rather than a spread of nameFields(): V8 builds spread objects on a slow
   // path (20 µs a node, most of an unchanged re-run). The key order, hence the tree's
   // bytes and id, is the same either way.
@@ -38,7 +60,7 @@ export function metadataNode(name: Buffer, type: NodeType, st: BigIntStats): Tre
 }
 
 /** True when the file's size, mtime or ctime differs between two stats (it changed). */
-export function changedBetween(a: BigIntStats, b: BigIntStats): boolean {
+export function changedBetween(a: EntryStat, b: EntryStat): boolean {
   return a.size !== b.size || a.mtimeNs !== b.mtimeNs || a.ctimeNs !== b.ctimeNs;
 }
 

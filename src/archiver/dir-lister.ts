@@ -1,0 +1,209 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { EntryStat } from "../source/fs-node.js";
+import type { ListerData } from "./lister-worker.js";
+import {
+  RecordKind,
+  type RingListing,
+  RingReader,
+  ringBuffer,
+  statFields,
+} from "./listing-ring.js";
+
+/**
+ * Ring size: about 40,000 entries of a typical tree. The lister runs at most this far
+ * ahead of the walk, so it is also what the listings can cost in memory.
+ */
+const ringBytes = 4 * 1024 * 1024;
+/** Listings read while looking for another directory, kept until the walk asks. */
+const maxStashed = 256;
+/** How long the walk waits for the lister before it lists a directory itself. */
+const maxWaitMs = 2000;
+/** The lister only runs readdir and lstat: a small heap is plenty. */
+const workerLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
+
+const S_IFMT = 0o170000n;
+
+/** lstat fields from the lister, shaped like the part of BigIntStats the walk reads. */
+class ListedStat implements EntryStat {
+  readonly mode: bigint;
+  readonly uid: bigint;
+  readonly gid: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly nlink: bigint;
+  readonly rdev: bigint;
+  readonly #type: bigint;
+
+  constructor(f: BigInt64Array, o: number) {
+    this.mode = f[o] as bigint;
+    this.uid = f[o + 1] as bigint;
+    this.gid = f[o + 2] as bigint;
+    this.size = f[o + 3] as bigint;
+    this.mtimeNs = f[o + 4] as bigint;
+    this.ctimeNs = f[o + 5] as bigint;
+    // As Node's own BigIntStats: the same signed 64-bit values its lstat returns.
+    this.dev = f[o + 6] as bigint;
+    this.ino = f[o + 7] as bigint;
+    this.nlink = f[o + 8] as bigint;
+    this.rdev = f[o + 9] as bigint;
+    this.#type = this.mode & S_IFMT;
+  }
+
+  isFile(): boolean {
+    return this.#type === 0o100000n;
+  }
+  isDirectory(): boolean {
+    return this.#type === 0o040000n;
+  }
+  isSymbolicLink(): boolean {
+    return this.#type === 0o120000n;
+  }
+  isFIFO(): boolean {
+    return this.#type === 0o010000n;
+  }
+  isSocket(): boolean {
+    return this.#type === 0o140000n;
+  }
+  isCharacterDevice(): boolean {
+    return this.#type === 0o020000n;
+  }
+  isBlockDevice(): boolean {
+    return this.#type === 0o060000n;
+  }
+}
+
+/** One directory's names, sorted by bytes, each with its lstat when the lister has it. */
+export interface DirEntries {
+  names: Buffer[];
+  /** undefined: the walk lstats that entry itself (and reports any error). */
+  stats: (EntryStat | undefined)[];
+}
+
+function entriesOf(l: RingListing): DirEntries {
+  const stats: (EntryStat | undefined)[] = new Array(l.names.length);
+  for (let i = 0; i < l.names.length; i++) {
+    const o = i * statFields;
+    stats[i] = l.stats[o] === 0n ? undefined : new ListedStat(l.stats, o);
+  }
+  return { names: l.names, stats };
+}
+
+/**
+ * Lists the backup's directories on a worker thread ahead of the walk (lister-worker.ts):
+ * readdir and lstat are most of a re-run's main-thread time while the other core idles.
+ * The listings come through shared memory, not thread messages, which cost more than the
+ * calls they would move. The walk takes each directory's listing as it enters it; one the
+ * lister could not read, did not reach in time, or never lists, the walk lists itself.
+ */
+export class DirLister {
+  readonly #worker: Worker;
+  readonly #ring: RingReader;
+  readonly #stashed = new Map<string, RingListing>();
+  #off = false;
+  /** The worker has exited: whatever it wrote is in the ring, nothing more will come. */
+  #exited = false;
+
+  private constructor(worker: Worker, ring: RingReader) {
+    this.#worker = worker;
+    this.#ring = ring;
+    worker.on("error", () => this.stop());
+    worker.on("exit", () => {
+      this.#exited = true;
+    });
+    worker.unref();
+  }
+
+  /**
+   * A lister for these backup roots (absolute, in the walk's order) and exclude patterns;
+   * null when the worker script is not there (tests that run from TypeScript sources).
+   */
+  static start(roots: readonly string[], exclude: readonly string[]): DirLister | null {
+    const url = new URL("./lister-worker.js", import.meta.url);
+    if (!existsSync(fileURLToPath(url))) return null;
+    const shared = ringBuffer(ringBytes);
+    const workerData: ListerData = {
+      ring: shared,
+      roots: roots.map((r) => new Uint8Array(Buffer.from(r))),
+      exclude: [...exclude],
+    };
+    const worker = new Worker(url, { workerData, resourceLimits: workerLimits });
+    return new DirLister(worker, new RingReader(shared));
+  }
+
+  /** dir's listing from the lister, or null: the walk then lists dir itself. */
+  take(dir: Buffer): DirEntries | null {
+    if (this.#off) return null;
+    const key = dir.toString("latin1");
+    const stashed = this.#stashed.get(key);
+    if (stashed !== undefined) {
+      this.#stashed.delete(key);
+      return stashed.kind === RecordKind.listed ? entriesOf(stashed) : null;
+    }
+    const deadline = Date.now() + maxWaitMs;
+    for (;;) {
+      const l = this.nextListing(deadline);
+      if (l === null) {
+        if (this.#ring.drained || this.#exited || this.#off) return null;
+        if (Date.now() > deadline) {
+          this.stop(); // stuck or far behind: the walk lists the rest itself
+          return null;
+        }
+        this.#ring.wait(20);
+        continue;
+      }
+      if (l.path.equals(dir)) return l.kind === RecordKind.listed ? entriesOf(l) : null;
+      // Listed ahead of a directory the walk asks for out of the lister's order.
+      this.#stashed.set(l.path.toString("latin1"), l);
+      if (this.#stashed.size > maxStashed) {
+        this.stop();
+        return null;
+      }
+    }
+  }
+
+  /** The next directory's listing, its parts (a large directory's) joined; null: none yet. */
+  private nextListing(deadline: number): RingListing | null {
+    const first = this.#ring.next();
+    if (first === null || first.kind !== RecordKind.listedPart) return first;
+    const names = [...first.names];
+    const parts = [first.stats];
+    for (;;) {
+      const part = this.#ring.next();
+      if (part === null) {
+        if (this.#ring.drained || this.#exited || Date.now() > deadline) {
+          this.stop();
+          return {
+            kind: RecordKind.unreadable,
+            path: first.path,
+            names: [],
+            stats: new BigInt64Array(0),
+          };
+        }
+        this.#ring.wait(20);
+        continue;
+      }
+      for (const name of part.names) names.push(name);
+      parts.push(part.stats);
+      if (part.kind === RecordKind.listedPart) continue;
+      const stats = new BigInt64Array(parts.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        stats.set(p, o);
+        o += p.length;
+      }
+      return { kind: part.kind, path: first.path, names, stats };
+    }
+  }
+
+  /** Stops the lister; the walk lists whatever it still needs itself. */
+  stop(): void {
+    this.#off = true;
+    this.#stashed.clear();
+    void this.#worker.terminate();
+  }
+}
