@@ -49,6 +49,8 @@ export class BlobStore {
   readonly #pending = new Set<string>();
   #unindexed: IndexedPack[] = [];
   #unindexedCount = 0;
+  /** Index deltas being saved: flush waits for them, so a snapshot never outruns its index. */
+  readonly #indexWrites = new Set<Promise<void>>();
   readonly #uploads = new Set<Promise<void>>();
   #uploadError: unknown = null;
   /** Sealed bytes and blobs this store added to the repository. */
@@ -260,6 +262,8 @@ export class BlobStore {
     }
     await Promise.all(this.#uploads);
     this.throwUploadError();
+    // Deltas a checkpoint is still saving come first: the snapshot must not outrun them.
+    await Promise.all(this.#indexWrites);
     await this.writeIndexDelta();
   }
 
@@ -268,17 +272,37 @@ export class BlobStore {
     if (this.#unindexedCount >= maxUnindexedBlobs) await this.writeIndexDelta();
   }
 
+  /**
+   * Writes the packs not yet in an index delta as one delta. They are taken off the list
+   * before the save: packs uploaded meanwhile go on the list for the next delta (emptying
+   * the list after the save lost those, and left their blobs in no index). A failed save
+   * puts them back.
+   */
   private async writeIndexDelta(): Promise<void> {
     if (this.#unindexed.length === 0) return;
-    const name = randomId();
-    const sealed = this.repo.sealMetadata(
-      ObjectKind.index,
-      Buffer.from(name, "hex"),
-      encodeIndex(this.#unindexed),
-    );
-    await this.repo.backend.save({ type: "index", name }, sealed);
+    const packs = this.#unindexed;
+    const count = this.#unindexedCount;
     this.#unindexed = [];
     this.#unindexedCount = 0;
+    const write = (async () => {
+      const name = randomId();
+      const sealed = this.repo.sealMetadata(
+        ObjectKind.index,
+        Buffer.from(name, "hex"),
+        encodeIndex(packs),
+      );
+      await this.repo.backend.save({ type: "index", name }, sealed);
+    })();
+    this.#indexWrites.add(write);
+    try {
+      await write;
+    } catch (err) {
+      this.#unindexed = packs.concat(this.#unindexed);
+      this.#unindexedCount += count;
+      throw err;
+    } finally {
+      this.#indexWrites.delete(write);
+    }
   }
 
   lookup(id: string): IndexEntry {
