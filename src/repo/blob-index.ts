@@ -84,15 +84,33 @@ export class BlobIndex {
   /** As add, with the id as bytes: loading an index adds millions, hex costs there. */
   addRaw(raw: Uint8Array, packId: string, e: Omit<IndexEntry, "packId">): void {
     if (raw.length !== idLength) throw new Error("blob-index: internal error: id must be 32 bytes");
-    if (this.find(raw) >= 0) return;
+    this.addAt(raw, 0, packId, e.kind, e.offset, e.length, e.rawLength);
+  }
+
+  /**
+   * As addRaw, with the id at bytes[at, at + 32): an index file's entries go in straight
+   * from its bytes, with no object or view per entry.
+   */
+  addAt(
+    bytes: Uint8Array,
+    at: number,
+    packId: string,
+    kind: BlobKind,
+    offset: number,
+    length: number,
+    rawLength: number,
+  ): void {
+    if (this.find(bytes, at) >= 0) return;
     if (this.#count === this.#packs.length) this.growEntries();
     if (this.#count + 1 > this.#slots.length * maxLoad) this.growSlots();
     const i = this.#count++;
-    this.#ids.set(raw, i * idLength);
-    this.#packs[i] = this.packNumber(packId) | (e.kind === ObjectKind.tree ? treeBit : 0);
-    this.#offsets[i] = e.offset;
-    this.#lengths[i] = e.length;
-    this.#rawLengths[i] = e.rawLength;
+    const ids = this.#ids;
+    const base = i * idLength;
+    for (let k = 0; k < idLength; k++) ids[base + k] = bytes[at + k] as number;
+    this.#packs[i] = this.packNumber(packId) | (kind === ObjectKind.tree ? treeBit : 0);
+    this.#offsets[i] = offset;
+    this.#lengths[i] = length;
+    this.#rawLengths[i] = rawLength;
     this.insertSlot(i);
   }
 
@@ -161,20 +179,20 @@ export class BlobIndex {
   }
 
   /** Entry number of id, or -1. */
-  private find(id: Uint8Array): number {
+  private find(id: Uint8Array, at = 0): number {
     const slots = this.#slots.length;
-    for (let s = this.hash(id, 0) % slots; ; s = s + 1 === slots ? 0 : s + 1) {
+    for (let s = this.hash(id, at) % slots; ; s = s + 1 === slots ? 0 : s + 1) {
       const v = this.#slots[s] as number;
       if (v === 0) return -1;
       const i = v - 1;
-      if (this.sameId(i, id)) return i;
+      if (this.sameId(i, id, at)) return i;
     }
   }
 
-  private sameId(i: number, id: Uint8Array): boolean {
+  private sameId(i: number, id: Uint8Array, at: number): boolean {
     const base = i * idLength;
     const ids = this.#ids;
-    for (let k = 0; k < idLength; k++) if (ids[base + k] !== id[k]) return false;
+    for (let k = 0; k < idLength; k++) if (ids[base + k] !== id[at + k]) return false;
     return true;
   }
 

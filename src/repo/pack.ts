@@ -71,6 +71,27 @@ export function forEachPackEntry(
   }
 }
 
+/**
+ * As forEachPackEntry, with the id's position in b instead of a view of it: loading an
+ * index visits millions of entries.
+ */
+export function forEachPackEntryAt(
+  b: Buffer,
+  what: string,
+  fn: (kind: BlobKind, idAt: number, offset: number, length: number, rawLength: number) => void,
+): void {
+  checkPackHeader(b, what);
+  for (let o = 5; o < b.length; o += packEntryLength) {
+    fn(
+      b[o] as BlobKind,
+      o + 1,
+      b.readUInt32LE(o + 33),
+      b.readUInt32LE(o + 37),
+      b.readUInt32LE(o + 41),
+    );
+  }
+}
+
 export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
   const entries: PackEntry[] = [];
   forEachPackEntry(b, what, (kind, id, offset, length, rawLength) => {
