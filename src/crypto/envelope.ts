@@ -126,6 +126,33 @@ export async function unwrapKeyRecord(
 }
 
 /**
+ * age's decrypt of whole bytes, collected here: age-encryption's own collection goes through
+ * fetch's Response, and loading fetch costs about 20 ms of every command's start-up. The
+ * pieces are wiped once copied (they hold key material).
+ */
+export async function decryptBytes(d: Decrypter, data: Uint8Array): Promise<Uint8Array> {
+  const input = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(data);
+      c.close();
+    },
+  });
+  const parts: Uint8Array[] = [];
+  try {
+    for await (const part of await d.decrypt(input)) parts.push(part);
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  } finally {
+    for (const p of parts) p.fill(0);
+  }
+}
+
+/**
  * The plaintext of one envelope, opened with any of the unwrappers; null when none of them
  * matches its stanzas. The caller wipes it.
  */
@@ -138,7 +165,7 @@ export async function unwrapEnvelope(
   for (const u of unwrappers) await u.configureDecrypter(d, binding);
   let plaintext: Uint8Array;
   try {
-    plaintext = await d.decrypt(envelope);
+    plaintext = await decryptBytes(d, envelope);
   } catch (err) {
     // A key service's failure (access denied, unreachable) is already a one-line KeyError.
     if (err instanceof CofferError) throw err;

@@ -2,6 +2,7 @@ import { createHash, hkdfSync } from "node:crypto";
 import { bech32 } from "@scure/base";
 import { Decrypter, Encrypter, identityToRecipient } from "age-encryption";
 import { KeyError } from "../errors.js";
+import { decryptBytes } from "./envelope.js";
 import type { RepositoryKeys } from "./keys.js";
 import { keyLength } from "./keys.js";
 
@@ -169,7 +170,7 @@ export async function unwrapSession(
   for (const i of identities) d.addIdentity(i);
   let plain: Buffer;
   try {
-    plain = Buffer.from(await d.decrypt(file));
+    plain = Buffer.from(await decryptBytes(d, file));
   } catch {
     return null;
   }
