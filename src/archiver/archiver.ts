@@ -22,6 +22,7 @@ import type { BackupSummary } from "../repo/snapshot.js";
 import { emptySummary } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
 import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
+import { excludeNothing } from "../source/exclude.js";
 import { fileReader } from "../source/file-reader.js";
 import type { EntryStat } from "../source/fs-node.js";
 import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
@@ -85,7 +86,8 @@ export class Archiver {
   readonly #store: BlobStore;
   readonly #cdc: FastCDC;
   readonly #events: ArchiverEvents;
-  readonly #exclude: (absPath: string) => boolean;
+  /** null when nothing is excluded: no path string is built per entry then. */
+  readonly #exclude: ((absPath: string) => boolean) | null;
   readonly #scratch: Buffer[] = [];
   /**
    * Small files are read one at a time into this buffer: the store copies what it keeps
@@ -107,7 +109,7 @@ export class Archiver {
     this.#store = store;
     this.#cdc = cdc;
     this.#events = events;
-    this.#exclude = opts.exclude;
+    this.#exclude = opts.exclude === excludeNothing ? null : opts.exclude;
   }
 
   /**
@@ -257,7 +259,7 @@ export class Archiver {
     parent: ParentDir,
     listed?: EntryStat,
   ): Entry | Promise<Deferred> {
-    if (this.#exclude(p.toString())) return null;
+    if (this.#exclude?.(p.toString())) return null;
     const st = listed ?? this.lstat(p);
     if (st === null) return null;
     const type = nodeType(st);

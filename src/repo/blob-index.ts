@@ -16,6 +16,7 @@ const entryGrowth = 1.125;
 /** The slot table is rebuilt at this load, to the lower one: linear probing stays short. */
 const maxLoad = 0.75;
 const rebuildLoad = 0.5;
+const hexScratch = Buffer.alloc(idLength);
 /** A tree blob is marked in the top bit of its pack number (packs stay below 2^31). */
 const treeBit = 0x8000_0000;
 
@@ -56,7 +57,7 @@ export class BlobIndex {
   }
 
   has(id: string): boolean {
-    return this.find(Buffer.from(id, "hex")) >= 0;
+    return this.findHex(id) >= 0;
   }
 
   /** As has, with the id as bytes: the backup path has them already. */
@@ -65,7 +66,7 @@ export class BlobIndex {
   }
 
   get(id: string): IndexEntry | undefined {
-    const i = this.find(Buffer.from(id, "hex"));
+    const i = this.findHex(id);
     return i < 0 ? undefined : this.entryAt(i);
   }
 
@@ -179,6 +180,16 @@ export class BlobIndex {
   }
 
   /** Entry number of id, or -1. */
+  /**
+   * Entry number of a hex id, or -1. The id is decoded into one reused buffer: an
+   * unchanged re-run looks up every file's chunks, and a buffer per lookup is garbage.
+   */
+  private findHex(id: string): number {
+    if (id.length !== 2 * idLength) return -1;
+    if (hexScratch.write(id, 0, idLength, "hex") !== idLength) return -1;
+    return this.find(hexScratch);
+  }
+
   private find(id: Uint8Array, at = 0): number {
     const slots = this.#slots.length;
     for (let s = this.hash(id, at) % slots; ; s = s + 1 === slots ? 0 : s + 1) {

@@ -5,8 +5,11 @@ import picomatch from "picomatch";
  * depth ("*.log", "node_modules"); a pattern with "/" matches the absolute path, "**"
  * crossing directories (for example "/home/alice/.cache" or "/srv/**" then "tmp").
  */
+/** The matcher of no patterns; the walk skips building path strings for it. */
+export const excludeNothing = (_absPath: string): boolean => false;
+
 export function excludeMatcher(patterns: readonly string[]): (absPath: string) => boolean {
-  if (patterns.length === 0) return () => false;
+  if (patterns.length === 0) return excludeNothing;
   const byName = patterns.filter((p) => !p.includes("/"));
   const byPath = patterns
     .filter((p) => p.includes("/"))
