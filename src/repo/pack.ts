@@ -59,16 +59,9 @@ export function forEachPackEntry(
   what: string,
   fn: (kind: BlobKind, id: Buffer, offset: number, length: number, rawLength: number) => void,
 ): void {
-  checkPackHeader(b, what);
-  for (let o = 5; o < b.length; o += packEntryLength) {
-    fn(
-      b[o] as BlobKind,
-      b.subarray(o + 1, o + 33),
-      b.readUInt32LE(o + 33),
-      b.readUInt32LE(o + 37),
-      b.readUInt32LE(o + 41),
-    );
-  }
+  forEachPackEntryAt(b, what, (kind, at, offset, length, rawLength) =>
+    fn(kind, b.subarray(at, at + 32), offset, length, rawLength),
+  );
 }
 
 /**
