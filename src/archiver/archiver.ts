@@ -485,17 +485,12 @@ export class Archiver {
     return this.#store.save(ObjectKind.data, chunk);
   }
 
-  /** Stores a tree; one byte-identical to the directory's tree in the parent is that blob. */
+  /** Stores a tree; one with the same nodes as the directory's tree in the parent is that blob. */
   private async saveTree(nodes: TreeNode[], parent?: ParentDir): Promise<string> {
-    const plaintext = encodeTree({ nodes });
-    if (
-      parent?.id !== undefined &&
-      parent.plaintext?.equals(plaintext) &&
-      this.#store.index.has(parent.id)
-    ) {
+    if (parent?.id !== undefined && parent.sameNodes(nodes) && this.#store.index.has(parent.id)) {
       return parent.id;
     }
-    return this.#store.save(ObjectKind.tree, plaintext);
+    return this.#store.save(ObjectKind.tree, encodeTree({ nodes }));
   }
 }
 

@@ -9,30 +9,42 @@ import { decodeTree, rawName } from "../repo/tree.js";
  */
 export class ParentDir {
   readonly #nodes: Map<string, TreeNode>;
-  /** The parent tree's id and plaintext: a directory whose new tree has the same bytes
-   * is the same blob, so the walk skips hashing it again. */
+  /** The parent tree's nodes in order, and its id: a directory whose new nodes are the
+   * same, field for field, is that tree blob, so the walk neither encodes nor hashes it. */
+  readonly #list: readonly TreeNode[];
   readonly id: string | undefined;
-  readonly plaintext: Buffer | undefined;
 
-  private constructor(nodes: Map<string, TreeNode>, id?: string, plaintext?: Buffer) {
-    this.#nodes = nodes;
+  private constructor(list: readonly TreeNode[], id?: string) {
+    this.#list = list;
+    this.#nodes = new Map(list.map((n) => [rawName(n).toString("latin1"), n]));
     this.id = id;
-    this.plaintext = plaintext;
   }
 
-  static readonly empty = new ParentDir(new Map());
+  static readonly empty = new ParentDir([]);
 
   /** Loads a parent tree; a parent that cannot be read just means no cache. */
   static async load(store: BlobStore, treeId: string | undefined): Promise<ParentDir> {
     if (treeId === undefined || !store.index.has(treeId)) return ParentDir.empty;
     try {
       const plaintext = await store.load(ObjectKind.tree, treeId);
-      const tree = decodeTree(plaintext, `tree ${treeId}`);
-      const nodes = new Map(tree.nodes.map((n) => [rawName(n).toString("latin1"), n]));
-      return new ParentDir(nodes, treeId, plaintext);
+      return new ParentDir(decodeTree(plaintext, `tree ${treeId}`).nodes, treeId);
     } catch {
       return ParentDir.empty;
     }
+  }
+
+  /**
+   * True when nodes are this tree's nodes: as many, in the same order, each with the same
+   * fields and values. The tree blob then decodes to exactly these nodes, whatever bytes a
+   * fresh encoding would give.
+   */
+  sameNodes(nodes: readonly TreeNode[]): boolean {
+    const old = this.#list;
+    if (this.id === undefined || old.length !== nodes.length) return false;
+    for (let i = 0; i < nodes.length; i++) {
+      if (!sameFields(nodes[i] as TreeNode, old[i] as TreeNode)) return false;
+    }
+    return true;
   }
 
   get(name: Buffer): TreeNode | undefined {
@@ -62,4 +74,21 @@ export function unchangedContent(
   if (!same) return null;
   // Only reuse what the index still has (prune may have removed it).
   return parent.content.every((id) => store.has(id)) ? parent.content : null;
+}
+
+/** Field-for-field equality of two tree nodes (values are strings, numbers or string lists). */
+function sameFields(a: TreeNode, b: TreeNode): boolean {
+  const x = a as unknown as Record<string, unknown>;
+  const y = b as unknown as Record<string, unknown>;
+  let fields = 0;
+  for (const k in x) {
+    fields++;
+    const u = x[k];
+    const v = y[k];
+    if (u === v) continue;
+    if (!Array.isArray(u) || !Array.isArray(v) || u.length !== v.length) return false;
+    for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
+  }
+  for (const _ in y) fields--;
+  return fields === 0;
 }

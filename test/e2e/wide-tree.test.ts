@@ -39,6 +39,18 @@ describe("a wide, deep tree", () => {
     expect(second.files).toBe(401);
     expect(second.unchangedFiles).toBe(399);
 
+    // Metadata-only changes (mode, mtime) deep in otherwise unchanged directories: those
+    // directories' trees must not be taken for their parent's.
+    await fs.chmod(path.join(src, "d042", "file.txt"), 0o600);
+    await fs.utimes(
+      path.join(src, "d077", "inner", "deeper", "leaf.txt"),
+      1_000_000_000,
+      1_000_000_000,
+    );
+    const third = await backup();
+    expect(third.files).toBe(401);
+    expect(third.unchangedFiles).toBe(399);
+
     const target = path.join(dir, "restored");
     const r = await coffer(["restore", "--repo", repo, "latest", "--target", target]);
     expect(r.code, r.stderr).toBe(0);
