@@ -138,11 +138,13 @@ export class DirLister {
   /** dir's listing from the lister, or null: the walk then lists dir itself. */
   take(dir: Buffer): DirEntries | null {
     if (this.#off) return null;
-    const key = dir.toString("latin1");
-    const stashed = this.#stashed.get(key);
-    if (stashed !== undefined) {
-      this.#stashed.delete(key);
-      return stashed.kind === RecordKind.listed ? entriesOf(stashed) : null;
+    if (this.#stashed.size > 0) {
+      const key = dir.toString("latin1");
+      const stashed = this.#stashed.get(key);
+      if (stashed !== undefined) {
+        this.#stashed.delete(key);
+        return stashed.kind === RecordKind.listed ? entriesOf(stashed) : null;
+      }
     }
     const deadline = Date.now() + maxWaitMs;
     for (;;) {

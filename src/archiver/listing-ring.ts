@@ -16,11 +16,10 @@
 export const RecordKind = { listed: 1, unreadable: 2, listedPart: 3 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
-export const ListerState = { running: 0, done: 1 } as const;
+const ListerState = { running: 0, done: 1 } as const;
 
 /** lstat fields per entry, in this order. */
 export const statFields = 10;
-export const statMode = 0;
 
 const writeAt = 0;
 const readAt = 1;

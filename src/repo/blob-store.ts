@@ -7,7 +7,7 @@ import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
 import type { IndexedPack } from "./index-file.js";
 import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
-import { checkPackHeader, forEachPackEntryAt, PackWriter } from "./pack.js";
+import { checkPackHeader, forEachCheckedEntry, PackWriter } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 import { SealBatch, sealEach } from "./seal-batch.js";
@@ -90,7 +90,7 @@ export class BlobStore {
     // time, and a first backup's single delta would otherwise copy them dozens of times.
     this.index.reserve(headers.reduce((n, [, , count]) => n + count, 0));
     for (const [packId, header] of headers) {
-      forEachPackEntryAt(header, what, (kind, at, offset, length, rawLength) =>
+      forEachCheckedEntry(header, (kind, at, offset, length, rawLength) =>
         this.index.addAt(header, at, packId, kind, offset, length, rawLength),
       );
     }

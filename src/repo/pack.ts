@@ -51,29 +51,13 @@ export function checkPackHeader(b: Buffer, what: string): number {
 }
 
 /**
- * Calls fn for each entry of a pack header, after checking the whole header: a bad header
- * throws before fn sees any entry. `id` is a view into b, valid only during the call.
+ * Calls fn for each entry of a header that passed checkPackHeader, with the id's position
+ * in b (not a view: loading an index visits millions of entries).
  */
-export function forEachPackEntry(
+export function forEachCheckedEntry(
   b: Buffer,
-  what: string,
-  fn: (kind: BlobKind, id: Buffer, offset: number, length: number, rawLength: number) => void,
-): void {
-  forEachPackEntryAt(b, what, (kind, at, offset, length, rawLength) =>
-    fn(kind, b.subarray(at, at + 32), offset, length, rawLength),
-  );
-}
-
-/**
- * As forEachPackEntry, with the id's position in b instead of a view of it: loading an
- * index visits millions of entries.
- */
-export function forEachPackEntryAt(
-  b: Buffer,
-  what: string,
   fn: (kind: BlobKind, idAt: number, offset: number, length: number, rawLength: number) => void,
 ): void {
-  checkPackHeader(b, what);
   for (let o = 5; o < b.length; o += packEntryLength) {
     fn(
       b[o] as BlobKind,
@@ -85,10 +69,12 @@ export function forEachPackEntryAt(
   }
 }
 
+/** A pack header's entries; a bad header throws before any is decoded. */
 export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
+  checkPackHeader(b, what);
   const entries: PackEntry[] = [];
-  forEachPackEntry(b, what, (kind, id, offset, length, rawLength) => {
-    entries.push({ kind, id: Buffer.from(id), offset, length, rawLength });
+  forEachCheckedEntry(b, (kind, at, offset, length, rawLength) => {
+    entries.push({ kind, id: Buffer.from(b.subarray(at, at + 32)), offset, length, rawLength });
   });
   return entries;
 }

@@ -6,6 +6,13 @@ import { compareTrees, walkTree } from "./e2e-helpers.js";
 
 // A tree of 600 directories, with excluded ones and changes between runs, must come back
 // exactly as it was; the unchanged part is skipped by metadata and its trees reused.
+/** One `coffer backup --json` that must succeed; its summary. */
+async function backupJson(args: string[]): Promise<{ files: number; unchangedFiles: number }> {
+  const r = await coffer(["backup", "--json", ...args]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { files: number; unchangedFiles: number };
+}
+
 describe("a wide, deep tree", () => {
   let dir = "";
   useTempDir((d) => {
@@ -24,11 +31,7 @@ describe("a wide, deep tree", () => {
     }
     const repo = path.join(dir, "repo");
     await initRepo(repo);
-    const backup = async () => {
-      const r = await coffer(["backup", "--repo", repo, "--json", "--exclude", "**/skipme", src]);
-      expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { files: number; unchangedFiles: number };
-    };
+    const backup = () => backupJson(["--repo", repo, "--exclude", "**/skipme", src]);
     expect((await backup()).files).toBe(400);
 
     // Change a file deep in the tree and add a directory: the re-run sees both.
@@ -70,11 +73,7 @@ describe("a wide, deep tree", () => {
     await fs.writeFile(path.join(src, "sub", "after-the-big-one"), "walked after it\n");
     const repo = path.join(dir, "repo-big");
     await initRepo(repo);
-    const backup = async () => {
-      const r = await coffer(["backup", "--repo", repo, "--json", src]);
-      expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { files: number; unchangedFiles: number };
-    };
+    const backup = () => backupJson(["--repo", repo, src]);
     expect((await backup()).files).toBe(6001);
     await fs.writeFile(path.join(src, name(4321)), "changed\n");
     const second = await backup();
