@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { CofferError, IntegrityError } from "../errors.js";
-import { BlobChecker, type BlobSlice, collectYoung } from "../repo/blob-check.js";
+import { BlobChecker, type BlobSlice } from "../repo/blob-check.js";
 import type { IndexEntry } from "../repo/blob-index.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { PackEntry } from "../repo/pack.js";
@@ -10,6 +10,7 @@ import { SealPool } from "../repo/seal-pool.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { loadSnapshot } from "../repo/snapshots.js";
 import { rawName } from "../repo/tree.js";
+import { collectYoung } from "../repo/young-gc.js";
 import { loadTree } from "../restore/tree-walk.js";
 
 export interface CheckReport {

@@ -1,7 +1,5 @@
 import { createHmac, type Hmac } from "node:crypto";
 import { createRequire } from "node:module";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import type * as ZstdBinding from "zstd-napi/binding.js";
 import { sameId } from "../crypto/blob-id.js";
 import { associatedData, blobKey, decipherFor } from "../crypto/seal.js";
@@ -22,28 +20,6 @@ const zstd = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdB
 const decipherStep = 32 * 1024;
 /** Scratch buffers above this size (a huge tree blob) are not kept after the blob. */
 const keepScratch = 9 * 1024 * 1024;
-
-let minorGc: (() => void) | null = null;
-
-/**
- * Collects V8's young generation. Each decipher step returns a fresh buffer, and V8 frees
- * such buffers at a GC it schedules by heap pressure, which a few small objects per blob
- * hardly make: without this, each thread checking slices held tens of MiB of them (verify
- * of a 1.5 GiB repository peaked ~50 MB higher). After a slice they are all young and dead,
- * and a minor GC of a small young generation costs well under a millisecond.
- * `--expose-gc` gives `gc` only to contexts created after it is set, so no global changes.
- */
-export function collectYoung(): void {
-  if (minorGc === null) {
-    setFlagsFromString("--expose-gc");
-    const gc: unknown = runInNewContext("gc");
-    minorGc =
-      typeof gc === "function"
-        ? () => (gc as (o: { type: "minor" }) => void)({ type: "minor" })
-        : () => {};
-  }
-  minorGc();
-}
 
 /** Blobs of one stretch of one pack, to open and check (verify --read-data). */
 export interface BlobSlice {

@@ -7,11 +7,12 @@ import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
 import type { IndexedPack } from "./index-file.js";
 import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
-import { checkPackHeader, forEachCheckedEntry, PackWriter } from "./pack.js";
+import { checkPackHeader, forEachCheckedEntry, PackWriter, packHeaderRoom } from "./pack.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 import { SealBatch, sealEach } from "./seal-batch.js";
 import { SealPool } from "./seal-pool.js";
+import { YoungBuffers, youngCollectBytes } from "./young-gc.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
 const maxUnindexedBlobs = 20_000;
@@ -60,6 +61,10 @@ export class BlobStore {
   readonly #batch = new SealBatch(poolThreshold);
   /** Buffers of written packs, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
+  /** A full pack waiting for an upload slot (see addSealed). */
+  #fullPack: Promise<void> | null = null;
+  /** Chunk copies and sealed blobs pass through here and die young (see young-gc.ts). */
+  readonly #young = new YoungBuffers(youngCollectBytes);
 
   readonly #maxPackUploads: number;
 
@@ -117,6 +122,7 @@ export class BlobStore {
    */
   async save(kind: BlobKind, plaintext: Buffer): Promise<string> {
     this.throwUploadError();
+    this.#young.allocated(plaintext.length);
     const rawId = blobId(this.repo.current.id, plaintext);
     const id = rawId.toString("hex");
     if (this.index.hasRaw(rawId) || this.#pending.has(id)) return id;
@@ -193,23 +199,38 @@ export class BlobStore {
   /**
    * Adds an already sealed blob to the open pack of its kind (prune copies live blobs
    * into new packs this way: sealed blobs are bound to their id and kind, not their pack).
+   * A pack is written before the blob that would take it past the pack size, so a pack
+   * buffer never grows (and is never copied) past its first size; while a full pack waits
+   * for an upload slot, blobs wait behind it, so at most one pack per kind is filling.
    */
   async addSealed(blob: SealedBlob): Promise<void> {
+    while (this.#fullPack !== null) await this.#fullPack;
     this.stats.bytesAdded += blob.sealed.length;
     this.stats.blobsAdded++;
+    this.#young.allocated(blob.sealed.length);
     const kind = blob.kind;
+    const packSize = this.repo.config.packSize;
+    const open = this.#packers.get(kind);
+    if (
+      open !== undefined &&
+      open.count > 0 &&
+      (open.size + blob.sealed.length > packSize || open.count >= maxBlobsPerPack)
+    ) {
+      this.#packers.delete(kind);
+      const write = this.writePack(open).finally(() => {
+        if (this.#fullPack === write) this.#fullPack = null;
+      });
+      this.#fullPack = write;
+      await write;
+    }
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
       // Tree packs stay small: only data packs take a reused full-size buffer.
       const reuse = kind === ObjectKind.data ? this.#freeBuffers.pop() : undefined;
-      packer = new PackWriter(this.repo.config.packSize, reuse);
+      packer = new PackWriter(packSize + packHeaderRoom(maxBlobsPerPack), reuse);
       this.#packers.set(kind, packer);
     }
     packer.add(blob);
-    if (packer.size >= this.repo.config.packSize || packer.count >= maxBlobsPerPack) {
-      this.#packers.delete(kind);
-      await this.writePack(packer);
-    }
   }
 
   private async writePack(packer: PackWriter): Promise<void> {

@@ -21,6 +21,11 @@ export interface PackEntry {
   rawLength: number;
 }
 
+/** Bytes a pack of `count` blobs needs past its blobs: sealed header, trailer, and slack. */
+export function packHeaderRoom(count: number): number {
+  return count * packEntryLength + 4096;
+}
+
 export function encodePackHeader(entries: readonly PackEntry[]): Buffer {
   const out = Buffer.alloc(5 + entries.length * packEntryLength);
   out.writeUInt8(headerVersion, 0);

@@ -3,9 +3,10 @@ import type { RepositoryKeys } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 import { openBlob, sealBlob } from "./blob.js";
-import { BlobChecker, type BlobSlice, collectYoung } from "./blob-check.js";
+import { BlobChecker, type BlobSlice } from "./blob-check.js";
 import type { BlobBatch } from "./seal-batch.js";
 import { sealEach } from "./seal-batch.js";
+import { collectYoung, YoungBuffers, youngCollectBytes } from "./young-gc.js";
 
 // A seal worker: compresses and seals blobs off the main thread (see seal-pool.ts), and
 // opens and checks the blobs of pack slices for verify --read-data. It holds the data key
@@ -83,6 +84,9 @@ function ownsMemory(b: Uint8Array): boolean {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 }
 
+/** Plaintexts received and blobs sealed die young here (see young-gc.ts). */
+const young = new YoungBuffers(youngCollectBytes);
+
 /** Created on the first verify job: a sealing worker needs no scratch buffers. */
 let checker: BlobChecker | null = null;
 
@@ -114,6 +118,9 @@ parentPort?.on("message", (m: SealJob) => {
         : { job: m.job, sealed: sealOne(m.kind, Buffer.from(m.id), view(m.plaintext)) };
     const sealed = result.sealed;
     parentPort?.postMessage(result, ownsMemory(sealed) ? [sealed.buffer as ArrayBuffer] : []);
+    young.allocated(
+      sealed.byteLength + ("batch" in m ? m.batch.data.byteLength : m.plaintext.byteLength),
+    );
   } catch (err) {
     parentPort?.postMessage({
       job: m.job,

@@ -66,7 +66,8 @@ describe("prune killed at any step", () => {
       await mkdir(src);
       // Alternate kept and dropped files so that packs end up half used: repacked, not dropped.
       for (let i = 0; i < 8; i++) await writeFile(path.join(src, `f${i}`), randomBytes(200_000));
-      const { repo, backend } = await initRepo(repoDir, { packSize: 300 * 1024 });
+      // Two 200 kB blobs fit a pack, a third does not: each pack holds a kept and a dropped file.
+      const { repo, backend } = await initRepo(repoDir, { packSize: 450 * 1024 });
       const old = await backup(repo, [src]);
       for (let i = 1; i < 8; i += 2) await rm(path.join(src, `f${i}`));
       const kept = await backup(repo, [src]);
