@@ -11,7 +11,7 @@ import { checkPackHeader, forEachCheckedEntry, PackWriter, packHeaderRoom } from
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 import { SealBatch, sealEach } from "./seal-batch.js";
-import { SealPool } from "./seal-pool.js";
+import { queuedPerWorker, SealPool } from "./seal-pool.js";
 import { YoungBuffers, youngCollectBytes } from "./young-gc.js";
 
 /** Index deltas are written at the end of a backup, or sooner once this many blobs wait. */
@@ -23,9 +23,6 @@ const maxUnindexedBlobs = 20_000;
 const maxBlobsPerPack = 10_000;
 /** Blobs at least this large go to the seal pool alone; smaller ones go in batches. */
 const poolThreshold = 64 * 1024;
-/** Jobs (a blob or a batch) queued per seal worker: one running, one waiting, so a worker
- * never idles while the main thread hashes. Memory: about 2 chunks per worker. */
-const sealingPerWorker = 2;
 /** Pack buffers kept for reuse by the next data pack. */
 const maxFreeBuffers = 1;
 /** Packs being written at once unless the caller says otherwise; each holds up to one
@@ -186,7 +183,9 @@ export class BlobStore {
         this.#sealing.delete(job);
       });
     this.#sealing.add(job);
-    const limit = sealingPerWorker * (this.#pool?.size ?? 1);
+    // Jobs (a blob or a batch) per seal worker: one running, one waiting, so a worker never
+    // idles while the main thread hashes. Memory: about 2 chunks per worker.
+    const limit = queuedPerWorker * (this.#pool?.size ?? 1);
     while (this.#sealing.size >= limit) await Promise.race(this.#sealing);
     this.throwUploadError();
   }

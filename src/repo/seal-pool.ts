@@ -15,6 +15,9 @@ import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
  * keep both cores busy. Small blobs travel in batches (seal-batch.ts): one thread round
  * trip per small blob would cost more than sealing it.
  */
+/** Jobs waiting at the least busy worker before another worker is started. */
+export const queuedPerWorker = 2;
+
 /** A worker keeps no state but its keys and zstd context: a small heap is plenty. */
 const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
 
@@ -31,6 +34,8 @@ export class SealPool {
    * pool must not stop the CLI from exiting, a busy one must not let it exit early.
    */
   readonly #jobs = new Map<Worker, number>();
+  /** Workers that have answered at least one job: started up and running. */
+  readonly #ready = new Set<Worker>();
   #next = 0;
 
   private constructor(spawn: () => Worker, max: number) {
@@ -48,8 +53,9 @@ export class SealPool {
    * the main thread's reads, chunking and hashing then share a core with a worker, and the
    * scheduler keeps every core busy); null when the worker script is not there (tests run
    * from TypeScript sources) or n is 0. Workers start as jobs arrive that find every
-   * started worker busy: a re-run that seals a few megabytes runs one worker, not n (each
-   * costs tens of MiB of memory).
+   * started worker running and a full queue at the least busy one (needsAnotherWorker):
+   * a re-run that seals a few megabytes mostly runs one worker, not n (each costs tens of
+   * MiB of memory and ~0.1 s of CPU to start).
    */
   static start(
     repositoryId: Buffer,
@@ -72,6 +78,7 @@ export class SealPool {
       const waiter = this.#waiting.get(r.job);
       if (waiter === undefined) return;
       this.#waiting.delete(r.job);
+      this.#ready.add(w);
       this.release(w);
       if (r.error === undefined) waiter.resolve({ ...r, sealed: r.sealed ?? new Uint8Array(0) });
       else if (r.integrity) waiter.reject(new IntegrityError(r.error));
@@ -137,10 +144,7 @@ export class SealPool {
         worker = w;
       }
     }
-    if (
-      worker === undefined ||
-      ((this.#jobs.get(worker) ?? 0) > 0 && this.#workers.length < this.#max)
-    ) {
+    if (worker === undefined || this.needsAnotherWorker(this.#jobs.get(worker) ?? 0)) {
       worker = this.addWorker();
     }
     const chosen = worker;
@@ -151,6 +155,19 @@ export class SealPool {
       this.#jobs.set(chosen, n + 1);
       chosen.postMessage({ ...message, job }, transfer);
     });
+  }
+
+  /**
+   * Another worker starts only once every started one has answered a job and the least
+   * busy still has a full queue. A worker costs ~0.1 s of CPU to start: a re-run that
+   * seals a few changed files started two at once, and they took that CPU from the walk.
+   */
+  private needsAnotherWorker(leastBusyJobs: number): boolean {
+    return (
+      this.#workers.length < this.#max &&
+      this.#ready.size === this.#workers.length &&
+      leastBusyJobs >= queuedPerWorker
+    );
   }
 
   private release(worker: Worker): void {
