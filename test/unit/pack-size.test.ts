@@ -31,7 +31,7 @@ describe("pack size", () => {
     for (let round = 0; round < 20; round++) {
       const blobs = Array.from({ length: 10 }, () => randomBytes(randomInt(1_000, 30_000)));
       const ids = await Promise.all(blobs.map((b) => store.save(ObjectKind.data, b)));
-      ids.forEach((id, i) => saved.set(id, blobs[i] as Buffer));
+      for (const [i, id] of ids.entries()) saved.set(id, blobs[i] as Buffer);
     }
     await store.flush();
     backend.close();
