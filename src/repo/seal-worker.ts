@@ -133,10 +133,11 @@ parentPort?.on("message", (m: SealJob) => {
         ? { ...sealBatch(m.batch), job: m.job }
         : { job: m.job, sealed: sealOne(m.kind, Buffer.from(m.id), view(m.plaintext)) };
     const sealed = result.sealed;
-    parentPort?.postMessage(result, ownsMemory(sealed) ? [sealed.buffer as ArrayBuffer] : []);
+    // Counted before the transfer, which leaves `sealed` empty here.
     young.allocated(
       sealed.byteLength + ("batch" in m ? m.batch.data.byteLength : m.plaintext.byteLength),
     );
+    parentPort?.postMessage(result, ownsMemory(sealed) ? [sealed.buffer as ArrayBuffer] : []);
   } catch (err) {
     parentPort?.postMessage({
       job: m.job,
