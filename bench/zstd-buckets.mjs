@@ -4,33 +4,17 @@
 // bucket compares level 3 and level 1: output size and compression time.
 //
 //   node bench/zstd-buckets.mjs DIR
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
 import zstd from "zstd-napi/binding.js";
+import { corpusPieces, pieceLength } from "./lib/corpus-pieces.mjs";
 
 const dir = process.argv[2];
 if (dir === undefined) {
   console.error("usage: node bench/zstd-buckets.mjs DIR");
   process.exit(2);
 }
-const files = [];
-(function walk(d) {
-  for (const e of readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (e.isFile()) files.push(p);
-  }
-})(dir);
-
-const piece = 1 << 20;
 const probeLength = 64 * 1024;
-const pieces = [];
-for (let i = 0; i < files.length; i += 3) {
-  const b = readFileSync(files[i]);
-  if (b.length < probeLength) continue;
-  for (let o = 0; o < b.length; o += piece)
-    pieces.push(b.subarray(o, Math.min(b.length, o + piece)));
-}
+const piece = pieceLength;
+const { pieces } = corpusPieces(dir, probeLength);
 
 const dst = Buffer.allocUnsafe(zstd.compressBound(piece) + 64);
 const context = (level) => {

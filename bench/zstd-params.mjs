@@ -6,9 +6,8 @@
 // Every third file of DIR is cut into 1 MiB pieces (near coffer's average chunk); each
 // setting compresses all of them with one reused context and output buffer, as the seal
 // workers do (src/repo/blob.ts). Pieces that do not shrink count at their own size.
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
 import zstd from "zstd-napi/binding.js";
+import { corpusPieces, pieceLength } from "./lib/corpus-pieces.mjs";
 
 const [dir, json = '[{"compressionLevel":3},{"compressionLevel":2},{"compressionLevel":1}]'] =
   process.argv.slice(2);
@@ -17,25 +16,8 @@ if (dir === undefined) {
   process.exit(2);
 }
 
-const files = [];
-(function walk(d) {
-  for (const e of readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (e.isFile()) files.push(p);
-  }
-})(dir);
-
-const piece = 1 << 20;
-const pieces = [];
-let total = 0;
-for (let i = 0; i < files.length; i += 3) {
-  const b = readFileSync(files[i]);
-  for (let o = 0; o < b.length; o += piece) {
-    pieces.push(b.subarray(o, Math.min(b.length, o + piece)));
-    total += Math.min(b.length - o, piece);
-  }
-}
+const { pieces, total } = corpusPieces(dir);
+const piece = pieceLength;
 console.log(`${pieces.length} pieces, ${(total / 2 ** 20).toFixed(0)} MiB`);
 
 const dst = Buffer.allocUnsafe(zstd.compressBound(piece));
