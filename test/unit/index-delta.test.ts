@@ -1,23 +1,18 @@
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs/promises";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ObjectKind } from "../../src/crypto/seal.js";
 import { BlobStore } from "../../src/repo/blob-store.js";
-import { initRepo, openRepo, tempDir } from "./inprocess.js";
+import { initRepo, openRepo, tempDirPerTest } from "./inprocess.js";
 
 // Index deltas are written while packs keep being uploaded: a pack whose upload ends while
 // a delta is being saved must land in that delta or a later one, never in none. A blob in
 // a pack but in no index is, for every later reader, a blob that is missing.
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
-});
+const newDir = tempDirPerTest();
 
 describe("index deltas", () => {
   it("index every blob whose pack was uploaded while a delta was being written", async () => {
-    const dir = await tempDir();
-    dirs.push(dir);
+    const dir = await newDir();
     // Small packs: one closes every few dozen blobs, so uploads end all the time.
     const { repo, backend } = await initRepo(dir, { packSize: 4096 });
     const save = backend.save.bind(backend);

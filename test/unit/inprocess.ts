@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { afterEach } from "vitest";
 import { Archiver } from "../../src/archiver/archiver.js";
 import { LocalBackend } from "../../src/backend/local.js";
 import { type CheckReport, checkRepository } from "../../src/checker/checker.js";
@@ -25,6 +26,19 @@ export const passphrase = "in-process test passphrase";
 
 export async function tempDir(prefix = "coffer-unit-"): Promise<string> {
   return fs.mkdtemp(path.join(tmpdir(), prefix));
+}
+
+/** A tempDir that is removed after the test that made it (registers an afterEach). */
+export function tempDirPerTest(): () => Promise<string> {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
+  });
+  return async () => {
+    const d = await tempDir();
+    dirs.push(d);
+    return d;
+  };
 }
 
 export interface OpenedRepo {

@@ -1,23 +1,18 @@
 import { randomBytes, randomInt } from "node:crypto";
-import * as fs from "node:fs/promises";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ObjectKind } from "../../src/crypto/seal.js";
 import { BlobStore } from "../../src/repo/blob-store.js";
-import { initRepo, openRepo, tempDir } from "./inprocess.js";
+import { initRepo, openRepo, tempDirPerTest } from "./inprocess.js";
 
 // A pack is written before the blob that would take it past the pack size: packs hold at
 // most the pack size of blobs (a pack buffer never grows past it), and every blob saved,
 // however the saves interleave with slow uploads, is in exactly one pack and reads back.
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
-});
+const newDir = tempDirPerTest();
 
 describe("pack size", () => {
   it("no pack holds more than the pack size of blobs, and every blob reads back", async () => {
-    const dir = await tempDir();
-    dirs.push(dir);
+    const dir = await newDir();
     const packSize = 64 * 1024;
     const { repo, backend } = await initRepo(dir, { packSize });
     const save = backend.save.bind(backend);
