@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { duBytes, logPath, runMeasured, runPlain } from "./lib/measure.mjs";
+import { duBytes, filesystemOf, logPath, runMeasured, runPlain } from "./lib/measure.mjs";
 import { BUSY_LOAD, markdown, ROWS, ratios } from "./lib/report.mjs";
 import { ensurePeers, makeTool, restoredRoot } from "./lib/tools.mjs";
 import { compareManifests, makeMutationDeterministic, manifest, treeStats } from "./lib/tree.mjs";
@@ -260,6 +260,7 @@ async function main() {
       memGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
       kernel: os.release(),
+      scratchFs: filesystemOf(opts.scratch),
     },
     corpus,
     tools: [],

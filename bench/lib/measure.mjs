@@ -4,7 +4,7 @@
 // It also measures how much CPU everything else on the machine used meanwhile: the
 // machine's busy time from /proc/stat minus the tool's own user+sys from GNU time.
 import { spawn, spawnSync } from "node:child_process";
-import { createWriteStream, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -150,6 +150,30 @@ export function duBytes(dir) {
     return Number(runPlain(["du", "-sb", dir]).split("\t")[0]);
   } catch {
     return 0;
+  }
+}
+
+/**
+ * The filesystem under dir, e.g. "ext4 on /dev/vda, no journal": an ext4 without a journal
+ * scans recently freed inodes on every file it creates (the kernel's recently_deleted), so
+ * a restore soon after a mass delete spends seconds of system time there, for every tool.
+ */
+export function filesystemOf(dir) {
+  try {
+    const [source, type] = runPlain(["df", "--output=source,fstype", dir])
+      .trim()
+      .split("\n")
+      .at(-1)
+      .trim()
+      .split(/\s+/);
+    let desc = `${type} on ${source}`;
+    if (type === "ext4") {
+      const dev = path.basename(source);
+      desc += existsSync(`/proc/fs/jbd2/${dev}-8`) ? ", journal" : ", no journal";
+    }
+    return desc;
+  } catch {
+    return "unknown";
   }
 }
 

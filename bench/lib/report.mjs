@@ -114,7 +114,8 @@ export function markdown(results) {
     `corpus: ${c.kind}, ${c.files} files, ${fmt(c.bytes / MiB)} MiB ` +
       `(${fmt(c.uniqueBytes / MiB)} MiB without hard-link copies; ${c.path}); ` +
       `host: ${results.host.cpus} × ${results.host.cpuModel}, ${results.host.memGiB} GiB, ` +
-      `node ${results.host.node}`,
+      `node ${results.host.node}` +
+      (results.host.scratchFs ? `; scratch: ${results.host.scratchFs}` : ""),
     "",
   ];
   const busy = results.tools.flatMap((t) => t.rows).filter((r) => r.otherLoad > BUSY_LOAD);
