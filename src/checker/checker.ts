@@ -78,6 +78,18 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
   }
   for (const packId of present.keys()) if (!indexedPacks.has(packId)) report.unreferencedPacks++;
 
+  // With readData, the snapshots' trees are walked while the packs are read: the walk is
+  // this thread's work and the data check mostly the workers', and walked after it the walk
+  // left them idle (0.9 s of a 5.5 s verify on 2 cores). The blobs it reports as bad are
+  // only known once the data is checked, so this early walk is kept only when the check
+  // found no damage; otherwise the trees are walked again with the bad blobs known.
+  const earlyErrors: string[] = [];
+  const earlyWalk =
+    opts.readData && damaged.size === 0
+      ? walkSnapshots(store, new Set(), (m) => earlyErrors.push(m), paceWalk())
+      : null;
+  earlyWalk?.catch(() => {}); // awaited below; a failure is reported there, not twice
+
   if (opts.readData) {
     const counts = store.index.countsByPack();
     // Packs are read in slices of a few blobs; worker threads (one per core but this
@@ -122,6 +134,11 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
       await Promise.all(inFlight);
     } finally {
       await pool?.close();
+      // Not left running (reading the repository) once this returns or throws.
+      await earlyWalk?.then(
+        () => {},
+        () => {},
+      );
     }
     if (fetchError !== null) throw fetchError;
   }
@@ -130,21 +147,60 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
   }
   report.damagedPacks = [...damaged];
 
-  const snapshotIds = await repo.listIds("snapshot");
-  report.snapshots = snapshotIds.length;
+  let walk: SnapshotsWalk;
+  if (earlyWalk !== null && damaged.size === 0) {
+    walk = await earlyWalk;
+    for (const m of earlyErrors) fail(m);
+  } else {
+    walk = await walkSnapshots(store, badBlobs, fail);
+  }
+  report.snapshots = walk.snapshots;
+  report.affected = walk.affected;
+  return report;
+}
+
+interface SnapshotsWalk {
+  snapshots: number;
+  affected: { snapshot: string; paths: string[] }[];
+}
+
+/** Walks every snapshot's trees: what is missing or unreadable, and the paths it affects. */
+async function walkSnapshots(
+  store: BlobStore,
+  badBlobs: Set<string>,
+  fail: (msg: string) => void,
+  pace?: () => Promise<void>,
+): Promise<SnapshotsWalk> {
+  const snapshotIds = await store.repo.listIds("snapshot");
+  const affected: SnapshotsWalk["affected"] = [];
   const treeDamage = new Map<string, string[]>();
   for (const id of snapshotIds) {
     let snap: SnapshotWithId;
     try {
-      snap = await loadSnapshot(repo, id);
+      snap = await loadSnapshot(store.repo, id);
     } catch (err) {
       fail(describe(err));
       continue;
     }
-    const paths = await walkTree(store, snap.tree, "", badBlobs, treeDamage, fail);
-    if (paths.length > 0) report.affected.push({ snapshot: id, paths });
+    const paths = await walkTree(store, snap.tree, "", badBlobs, treeDamage, fail, pace);
+    if (paths.length > 0) affected.push({ snapshot: id, paths });
   }
-  return report;
+  return { snapshots: snapshotIds.length, affected };
+}
+
+/**
+ * A walk beside the data check yields to the event loop every few milliseconds: local
+ * reads resolve without it, and a walk that never yields would keep the workers' answers,
+ * and so the next slices, waiting until it ends.
+ */
+function paceWalk(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    const now = performance.now();
+    if (now - last < 4) return;
+    await yieldToEventLoop();
+    last = performance.now();
+  };
 }
 
 /**
@@ -152,8 +208,12 @@ export async function checkRepository(store: BlobStore, opts: CheckOptions): Pro
  * memory for pack data is about this times the slices in flight, whatever the pack size.
  */
 const sliceBytes = 2 * 1024 * 1024;
-/** Slices being checked or waiting per worker: one in work, one queued behind it. */
-const slicesPerWorker = 2;
+/**
+ * Slices being checked or waiting per worker: one in work, three queued behind it, so that
+ * the worker keeps busy while this thread checks a slice itself or walks trees (with two,
+ * the worker idled at 35-90%; verify took 3.84-4.40 s against 3.93-4.89 s, 9 pairs).
+ */
+const slicesPerWorker = 4;
 
 /**
  * Reads packs for verify --read-data: the trailer and header, then the blobs in slices
@@ -385,6 +445,7 @@ async function walkTree(
   badBlobs: Set<string>,
   cache: Map<string, string[]>,
   fail: (msg: string) => void,
+  pace?: () => Promise<void>,
 ): Promise<string[]> {
   const cached = cache.get(treeId);
   if (cached !== undefined) return cached.map((p) => prefix + p);
@@ -398,6 +459,7 @@ async function walkTree(
     out.push("/");
   } else {
     try {
+      await pace?.();
       nodes = (await loadTree(store, treeId)).nodes;
     } catch (err) {
       fail(describe(err));
@@ -408,7 +470,7 @@ async function walkTree(
     const rel = `/${rawName(n).toString()}`;
     if (n.type === "dir" && n.subtree !== undefined) {
       out.push(
-        ...(await walkTree(store, n.subtree, "", badBlobs, cache, fail)).map((p) => rel + p),
+        ...(await walkTree(store, n.subtree, "", badBlobs, cache, fail, pace)).map((p) => rel + p),
       );
     } else if (n.type === "file") {
       const missing = (n.content ?? []).filter((id) => !store.index.has(id));

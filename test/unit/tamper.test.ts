@@ -225,6 +225,12 @@ describe("tampering with packs", () => {
     const report = await check(repoDir, false);
     expect(report.errors.length).toBeGreaterThan(0);
     expect(report.affected.map((a) => a.snapshot)).toContain(s2.id);
+    // With --read-data the trees are walked while the packs are read, and no pack is
+    // damaged: the report must be the same, errors in the same order.
+    const withData = await check(repoDir, true);
+    expect(withData.errors).toEqual(report.errors);
+    expect(withData.affected).toEqual(report.affected);
+    expect(withData.damagedPacks).toEqual([]);
     const r = await restoreInto(s2.id, "out");
     expect(r.thrown ?? r.errors[0]?.err).toBeInstanceOf(IntegrityError);
   });
