@@ -4,7 +4,7 @@
 // It also measures how much CPU everything else on the machine used meanwhile: the
 // machine's busy time from /proc/stat minus the tool's own user+sys from GNU time.
 import { spawn, spawnSync } from "node:child_process";
-import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -168,7 +168,8 @@ export function filesystemOf(dir) {
       .split(/\s+/);
     let desc = `${type} on ${source}`;
     if (type === "ext4") {
-      const dev = path.basename(source);
+      // The kernel names the journal after the device (dm-0, not /dev/mapper/vg-root).
+      const dev = path.basename(realpathSync(source));
       desc += existsSync(`/proc/fs/jbd2/${dev}-8`) ? ", journal" : ", no journal";
     }
     return desc;
