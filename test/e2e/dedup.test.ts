@@ -65,6 +65,36 @@ describe("deduplication", () => {
     expect(copied.bytesAdded).toBeLessThan(treeAllowance);
   });
 
+  it("the file cache finds files by their raw names, UTF-8 or not, even ones that decode alike", async () => {
+    const repo = path.join(dir, "repo-names");
+    const src = path.join(dir, "names");
+    await fs.mkdir(src);
+    // f\xff and f\xfe are not UTF-8 and both decode to "f\uFFFD", the third name's text.
+    const names = [
+      Buffer.from("plain.txt"),
+      Buffer.from([0x66, 0xff]),
+      Buffer.from([0x66, 0xfe]),
+      Buffer.from("f\uFFFD", "utf8"),
+    ];
+    const at = (name: Buffer) => Buffer.concat([Buffer.from(`${src}/`), name]);
+    let total = 0;
+    for (const [i, name] of names.entries()) {
+      await fs.writeFile(at(name), randomBytes(1000 * (i + 1)));
+      total += 1000 * (i + 1);
+    }
+    await initRepo(repo);
+    expect((await backupJson(repo, [src])).bytesRead).toBe(total);
+
+    const again = await backupJson(repo, [src]);
+    expect(again.unchangedFiles).toBe(4);
+    expect(again.bytesRead).toBe(0);
+
+    await fs.writeFile(at(names[2] as Buffer), randomBytes(3001));
+    const changed = await backupJson(repo, [src]);
+    expect(changed.unchangedFiles).toBe(3);
+    expect(changed.bytesRead).toBe(3001);
+  });
+
   it("appending 1 MiB to a 50 MiB file adds about the appended bytes, not the file", async () => {
     const repo = path.join(dir, "repo-append");
     const src = path.join(dir, "append");
