@@ -9,18 +9,18 @@ import type { BlobSlice } from "./blob-check.js";
 import type { BlobBatch } from "./seal-batch.js";
 import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
 
-/**
- * Worker threads that compress and seal large blobs while the main thread reads, chunks
- * and hashes: zstd is the most expensive step of a first backup, and one thread cannot
- * keep both cores busy. Small blobs travel in batches (seal-batch.ts): one thread round
- * trip per small blob would cost more than sealing it.
- */
 /** Jobs waiting at the least busy worker before another worker is started. */
 export const queuedPerWorker = 2;
 
 /** A worker keeps no state but its keys and zstd context: a small heap is plenty. */
 const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
 
+/**
+ * Worker threads that compress and seal large blobs while the main thread reads, chunks
+ * and hashes: zstd is the most expensive step of a first backup, and one thread cannot
+ * keep both cores busy. Small blobs travel in batches (seal-batch.ts): one thread round
+ * trip per small blob would cost more than sealing it.
+ */
 export class SealPool {
   readonly #workers: Worker[] = [];
   readonly #spawn: () => Worker;
