@@ -1,8 +1,7 @@
-import { isUtf8 } from "node:buffer";
 import { ObjectKind } from "../crypto/seal.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { TreeNode } from "../repo/tree.js";
-import { decodeTree } from "../repo/tree.js";
+import { decodeTree, rawName } from "../repo/tree.js";
 
 /**
  * One directory of the parent snapshot, by raw name, for the file cache: a file whose
@@ -17,7 +16,7 @@ export class ParentDir {
 
   private constructor(list: readonly TreeNode[], id?: string) {
     this.#list = list;
-    this.#nodes = new Map(list.map((n) => [nodeKey(n), n]));
+    this.#nodes = new Map(list.map((n) => [rawName(n).toString("latin1"), n]));
     this.id = id;
   }
 
@@ -49,7 +48,7 @@ export class ParentDir {
   }
 
   get(name: Buffer): TreeNode | undefined {
-    return this.#nodes.get(nameKey(name));
+    return this.#nodes.get(name.toString("latin1"));
   }
 
   /** The subtree of a child directory, when the parent had one by that name. */
@@ -57,19 +56,6 @@ export class ParentDir {
     const n = this.get(name);
     return n?.type === "dir" ? n.subtree : undefined;
   }
-}
-
-/**
- * A raw name as a map key: its text when it is UTF-8 (the node's `name`, so building the
- * map decodes nothing), else NUL and its base64 (`nameB64`). A name holds no NUL byte, so
- * the two kinds never meet.
- */
-function nameKey(raw: Buffer): string {
-  return isUtf8(raw) ? raw.toString("utf8") : `\0${raw.toString("base64")}`;
-}
-
-function nodeKey(n: TreeNode): string {
-  return n.nameB64 === undefined ? n.name : `\0${n.nameB64}`;
 }
 
 /** The content of an unchanged file, or null when it must be read again. */
