@@ -14,6 +14,19 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** An object being written piece by piece (Backend.openWriter). */
+export interface ObjectWriter {
+  /**
+   * Writes data at offset. Pieces may be written in any order and at once; data must not
+   * change until the promise resolves.
+   */
+  write(data: Buffer, offset: number): Promise<void>;
+  /** Makes the object durable and visible under its handle, whole: as save does. */
+  commit(): Promise<void>;
+  /** Drops the object: nothing of it is visible under the handle. Safe to call twice. */
+  abort(): Promise<void>;
+}
+
 export interface Backend {
   /** Where the repository lives, for messages ("/srv/backup", "s3://bucket/prefix"). */
   readonly location: string;
@@ -23,6 +36,12 @@ export interface Backend {
    * reuse data's memory once save resolves: a backend must not keep a reference to it.
    */
   save(h: Handle, data: Buffer): Promise<void>;
+  /**
+   * Optional: an object written in pieces, with save's guarantees once committed. Packs
+   * go this way where a backend can take them (a local file), so a pack being filled
+   * costs a write buffer, not its whole size, in memory.
+   */
+  openWriter?(h: Handle): Promise<ObjectWriter>;
   /**
    * Reads length bytes from offset (the whole object when length is omitted). Throws
    * IntegrityError when the object is shorter than asked: a short read is never returned.

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { homedir } from "node:os";
 import * as path from "node:path";
-import type { Backend, FileType, Handle, ObjectInfo } from "./backend.js";
+import type { Backend, FileType, Handle, ObjectInfo, ObjectWriter } from "./backend.js";
 import { debugLog } from "./retry.js";
 
 const cachedTypes = new Set<FileType>(["index", "snapshot"]);
@@ -28,6 +28,8 @@ export class CachingBackend implements Backend {
   #dir: string | null = null;
   /** Cache hits and misses of this run (COFFER_DEBUG). */
   readonly stats = { hits: 0, misses: 0, dropped: 0 };
+  /** The inner backend's, for objects the cache does not keep (packs); see Backend. */
+  readonly openWriter?: (h: Handle) => Promise<ObjectWriter>;
 
   /**
    * @param root folder holding one cache folder per repository
@@ -38,6 +40,14 @@ export class CachingBackend implements Backend {
     this.location = inner.location;
     this.#root = root;
     this.#repoIdOf = repoIdOf;
+    const openWriter = inner.openWriter?.bind(inner);
+    if (openWriter !== undefined) {
+      this.openWriter = (h) => {
+        // A cached type written in pieces would miss the cache: those go through save.
+        if (cachedTypes.has(h.type)) throw new Error(`cache: internal error: ${h.type} in pieces`);
+        return openWriter(h);
+      };
+    }
   }
 
   private async dir(): Promise<string> {

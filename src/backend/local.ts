@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { IntegrityError, UserError } from "../errors.js";
-import type { Backend, FileType, Handle, ObjectInfo } from "./backend.js";
+import type { Backend, FileType, Handle, ObjectInfo, ObjectWriter } from "./backend.js";
 
 const folders: Record<Exclude<FileType, "config">, string> = {
   key: "keys",
@@ -63,31 +63,31 @@ export class LocalBackend implements Backend {
   }
 
   async save(h: Handle, data: Buffer): Promise<void> {
+    const w = await this.startObject(h);
+    try {
+      await w.write(data, 0);
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
+    await w.commit();
+  }
+
+  openWriter(h: Handle): Promise<ObjectWriter> {
+    return this.startObject(h);
+  }
+
+  /** A temp file beside the object's final name, renamed to it on commit. */
+  private async startObject(h: Handle): Promise<LocalObjectWriter> {
     const final = this.pathOf(h);
-    const dir = path.dirname(final);
-    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString("hex")}`);
+    const tmp = path.join(path.dirname(final), `.tmp-${randomBytes(8).toString("hex")}`);
     // O_EXCL: never write through a file or link someone else placed at the temp name.
     const fh = await fs.open(
       tmp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
       fileMode,
     );
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    try {
-      await fs.rename(tmp, final);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    await syncDir(dir);
+    return new LocalObjectWriter(fh, tmp, final);
   }
 
   /**
@@ -197,6 +197,51 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
+  }
+}
+
+/** Writes into a temp file; commit is fsync, rename, and fsync of the folder. */
+class LocalObjectWriter implements ObjectWriter {
+  readonly #fh: fs.FileHandle;
+  readonly #tmp: string;
+  readonly #final: string;
+  #closed = false;
+
+  constructor(fh: fs.FileHandle, tmp: string, final: string) {
+    this.#fh = fh;
+    this.#tmp = tmp;
+    this.#final = final;
+  }
+
+  async write(data: Buffer, offset: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.#fh.sync();
+      await this.close();
+      await fs.rename(this.#tmp, this.#final);
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
+    await syncDir(path.dirname(this.#final));
+  }
+
+  async abort(): Promise<void> {
+    await this.close().catch(() => {});
+    await fs.rm(this.#tmp, { force: true });
+  }
+
+  private async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#fh.close();
   }
 }
 

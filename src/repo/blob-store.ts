@@ -7,7 +7,9 @@ import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
 import type { IndexedPack } from "./index-file.js";
 import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
+import type { OpenPack } from "./pack.js";
 import { checkPackHeader, forEachCheckedEntry, PackWriter, packHeaderRoom } from "./pack.js";
+import { PackStream } from "./pack-stream.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
 import { SealBatch, sealEach } from "./seal-batch.js";
@@ -42,7 +44,7 @@ export interface BlobStoreOptions {
 export class BlobStore {
   readonly repo: Repository;
   readonly index = new BlobIndex();
-  readonly #packers = new Map<BlobKind, PackWriter>();
+  readonly #packers = new Map<BlobKind, OpenPack>();
   /** Blobs sealed into a pack that is not yet written; dedup must see them too. */
   readonly #pending = new Set<string>();
   #unindexed: IndexedPack[] = [];
@@ -56,7 +58,7 @@ export class BlobStore {
   #pool: SealPool | null | undefined;
   readonly #sealing = new Set<Promise<void>>();
   readonly #batch = new SealBatch(poolThreshold);
-  /** Buffers of written packs, for the next packs (see PackWriter). */
+  /** Buffers of packs built in memory and written, for the next packs (see PackWriter). */
   readonly #freeBuffers: Buffer[] = [];
   /** A full pack waiting for an upload slot (see addSealed). */
   #fullPack: Promise<void> | null = null;
@@ -224,30 +226,43 @@ export class BlobStore {
     }
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
-      // Tree packs stay small: only data packs take a reused full-size buffer.
-      const reuse = kind === ObjectKind.data ? this.#freeBuffers.pop() : undefined;
-      packer = new PackWriter(packSize + packHeaderRoom(maxBlobsPerPack), reuse);
+      packer = this.openPack(kind);
       this.#packers.set(kind, packer);
     }
     packer.add(blob);
+    const room = packer.room();
+    if (room !== null) await room;
   }
 
-  private async writePack(packer: PackWriter): Promise<void> {
+  /**
+   * A new pack: written as it fills where the backend takes objects in pieces, else built
+   * in memory. Tree packs stay small there: only data packs take a reused full-size buffer.
+   */
+  private openPack(kind: BlobKind): OpenPack {
+    const backend = this.repo.backend;
+    if (backend.openWriter !== undefined)
+      return new PackStream({ openWriter: backend.openWriter.bind(backend) });
+    const reuse = kind === ObjectKind.data ? this.#freeBuffers.pop() : undefined;
+    return new PackWriter(
+      backend,
+      this.repo.config.packSize + packHeaderRoom(maxBlobsPerPack),
+      reuse,
+    );
+  }
+
+  private async writePack(packer: OpenPack): Promise<void> {
     this.throwUploadError();
     while (this.#uploads.size >= this.#maxPackUploads) await Promise.race(this.#uploads);
     this.throwUploadError();
-    const pack = packer.finish(this.repo.id, this.repo.current);
-    const name = packer.id.toString("hex");
-    const upload = this.repo.backend
-      .save({ type: "data", name }, pack)
-      .then(() => {
+    const upload = packer
+      .store(this.repo.id, this.repo.current)
+      .then((memory) => {
         if (
+          memory !== null &&
           packer.entries[0]?.kind === ObjectKind.data &&
           this.#freeBuffers.length < maxFreeBuffers
         ) {
-          this.#freeBuffers.push(
-            Buffer.from(pack.buffer, pack.byteOffset, pack.buffer.byteLength - pack.byteOffset),
-          );
+          this.#freeBuffers.push(memory);
         }
         const indexed = { packId: packer.id, entries: packer.entries };
         this.addIndexedPack(indexed);

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Backend } from "../backend/backend.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import { associatedData, ObjectKind, open, seal } from "../crypto/seal.js";
 import { IntegrityError } from "../errors.js";
@@ -84,16 +85,49 @@ export function decodePackHeader(b: Buffer, what: string): PackEntry[] {
   return entries;
 }
 
+/** The end of a pack: its sealed header and the trailer giving the header's length. */
+export function packTail(
+  repositoryId: Buffer,
+  keys: RepositoryKeys,
+  packId: Buffer,
+  entries: readonly PackEntry[],
+): Buffer {
+  const aad = associatedData(repositoryId, ObjectKind.packHeader, packId, keys.generation);
+  const header = seal(keys.metadata, aad, keys.generation, encodePackHeader(entries));
+  const tail = Buffer.allocUnsafe(header.length + trailerLength);
+  header.copy(tail, 0);
+  tail.writeUInt32LE(header.length, header.length);
+  return tail;
+}
+
+/** A pack being filled: in memory (PackWriter) or written as it fills (PackStream). */
+export interface OpenPack {
+  readonly id: Buffer;
+  readonly entries: PackEntry[];
+  /** Bytes of blobs so far. */
+  readonly size: number;
+  readonly count: number;
+  add(blob: SealedBlob): void;
+  /** A promise to wait for before adding more, when writes are behind; else null. */
+  room(): Promise<void> | null;
+  /**
+   * Writes the pack under its id; resolves once it is durable, with the pack's memory for
+   * another pack to reuse, if it had any. The pack must not be used afterwards.
+   */
+  store(repositoryId: Buffer, keys: RepositoryKeys): Promise<Buffer | null>;
+}
+
 /**
  * Collects sealed blobs in one growing buffer (at most one pack's worth) and serialises a
  * pack. Copying each blob in, rather than keeping the sealed buffers, matters: small
  * buffers are slices of Node's shared 8 KiB pool, and holding one keeps its whole slab.
  */
-export class PackWriter {
+export class PackWriter implements OpenPack {
   readonly id = randomBytes(32);
   readonly entries: PackEntry[] = [];
   /** Grows by doubling up to the pack size it expects, then by a quarter. */
   readonly #expected: number;
+  readonly #backend: Backend;
   #buf: Buffer;
   #size = 0;
 
@@ -101,7 +135,8 @@ export class PackWriter {
    * `buffer` may be one a finished pack was written from: reusing it avoids faulting in
    * fresh pages for every pack, which costs more than copying the blobs in.
    */
-  constructor(expectedSize = 16 * 1024 * 1024, buffer?: Buffer) {
+  constructor(backend: Backend, expectedSize: number, buffer?: Buffer) {
+    this.#backend = backend;
     this.#expected = expectedSize;
     this.#buf = buffer ?? Buffer.allocUnsafe(64 * 1024);
   }
@@ -141,14 +176,22 @@ export class PackWriter {
     this.#size = need;
   }
 
+  room(): null {
+    return null;
+  }
+
+  async store(repositoryId: Buffer, keys: RepositoryKeys): Promise<Buffer> {
+    const pack = this.finish(repositoryId, keys);
+    await this.#backend.save({ type: "data", name: this.id.toString("hex") }, pack);
+    return Buffer.from(pack.buffer, pack.byteOffset, pack.buffer.byteLength - pack.byteOffset);
+  }
+
   /** The finished pack, in the writer's own buffer; the writer must not be used afterwards. */
   finish(repositoryId: Buffer, keys: RepositoryKeys): Buffer {
-    const aad = associatedData(repositoryId, ObjectKind.packHeader, this.id, keys.generation);
-    const header = seal(keys.metadata, aad, keys.generation, encodePackHeader(this.entries));
-    const total = this.#size + header.length + trailerLength;
+    const tail = packTail(repositoryId, keys, this.id, this.entries);
+    const total = this.#size + tail.length;
     this.reserve(total);
-    header.copy(this.#buf, this.#size);
-    this.#buf.writeUInt32LE(header.length, this.#size + header.length);
+    tail.copy(this.#buf, this.#size);
     const pack = this.#buf.subarray(0, total);
     this.#buf = Buffer.alloc(0);
     return pack;

@@ -1,0 +1,55 @@
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { LocalBackend } from "../../src/backend/local.js";
+import { tempDirPerTest } from "./inprocess.js";
+
+// A local object written in pieces (packs, as they fill): invisible until committed, then
+// whole and private; an aborted one leaves nothing behind, not even its temp file.
+
+const newDir = tempDirPerTest();
+const name = "ab".repeat(32);
+const handle = { type: "data" as const, name };
+
+async function filesUnder(dir: string): Promise<string[]> {
+  return (await fs.readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+describe("local backend: objects written in pieces", () => {
+  it("pieces written out of order and at once read back whole after commit, mode 0600", async () => {
+    const backend = new LocalBackend(await newDir());
+    await backend.create();
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const w = await backend.openWriter(handle);
+    const cuts = [0, 1000, 1_500_000, 2_000_001, data.length];
+    const pieces = cuts.slice(1).map((end, i) => [cuts[i] as number, end] as const);
+    await Promise.all(pieces.reverse().map(([s, e]) => w.write(data.subarray(s, e), s)));
+    expect(await backend.stat(handle)).toBeNull();
+    const listed = [];
+    for await (const o of backend.list("data")) listed.push(o.name);
+    expect(listed).toEqual([]);
+    await w.commit();
+    expect((await backend.load(handle)).equals(data)).toBe(true);
+    const file = path.join(backend.location, "data", "ab", name);
+    expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
+    expect((await filesUnder(path.join(backend.location, "data"))).length).toBe(1);
+    backend.close();
+  });
+
+  it("an aborted object leaves no file, and its name stays free", async () => {
+    const backend = new LocalBackend(await newDir());
+    await backend.create();
+    const w = await backend.openWriter(handle);
+    await w.write(randomBytes(4096), 0);
+    await w.abort();
+    await w.abort();
+    expect(await backend.stat(handle)).toBeNull();
+    expect(await filesUnder(path.join(backend.location, "data"))).toEqual([]);
+    await backend.save(handle, Buffer.from("whole"));
+    expect((await backend.load(handle)).toString()).toBe("whole");
+    backend.close();
+  });
+});
