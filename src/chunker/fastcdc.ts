@@ -37,8 +37,12 @@ export class FastCDC {
     this.#maskLarge = highBitsMask(bits - 2);
   }
 
-  /** Length of the next chunk of buf[start, end). When end-start <= min the answer is all of it. */
-  cut(buf: Uint8Array, start: number, end: number): number {
+  /**
+   * Length of the next chunk of buf[start, end). When end-start <= min the answer is all of
+   * it. `scanned` says that buf[start, scanned) is known to hold no cut point (an earlier
+   * call on fewer bytes found none): the search resumes there instead of at start + min.
+   */
+  cut(buf: Uint8Array, start: number, end: number, scanned = start): number {
     const { min, avg, max } = this.params;
     const n = end - start;
     if (n <= min) return n;
@@ -49,6 +53,12 @@ export class FastCDC {
     const maskL = this.#maskLarge;
     let h = 0;
     let i = start + min;
+    if (scanned - 32 > i) {
+      // The hash at a position depends on the 32 bytes before it only: rebuild it from
+      // those, testing nothing, then test from \`scanned\` on.
+      for (i = scanned - 32; i < scanned; i++)
+        h = ((h << 1) + (gear[buf[i] as number] as number)) | 0;
+    }
     // Unrolled by four: V8 then runs the loop about 2.5× faster (bench: 450 → 1,200 MiB/s).
     for (; i + 4 <= normal; i += 4) {
       h = ((h << 1) + (gear[buf[i] as number] as number)) | 0;
