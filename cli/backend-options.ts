@@ -85,7 +85,7 @@ export const backendOptions: Record<string, Options> = {
   },
   "upload-concurrency": {
     type: "number",
-    describe: "packs uploaded at once, each holding one pack in memory (default: 1 local, 4 S3)",
+    describe: "packs written at once; on S3 each holds one pack in memory (default: 1 local, 4 S3)",
     global: true,
   },
   cache: {

@@ -76,12 +76,19 @@ export async function withRepository<T>(
 ): Promise<T> {
   const repo = args.opened ?? (await openRepository(args));
   const lock = await acquireLock(repo, mode.exclusive, args["retry-lock"] ?? 0);
-  const release = () => lock.release();
+  const store = new BlobStore(repo, { packUploads: uploadConcurrency(args, repo.backend) });
+  // Stopped or failed: the packs still filling go (no partial pack stays), then the lock.
+  const release = async () => {
+    await store.discard();
+    await lock.release();
+  };
   cleanups.add(release);
   try {
-    const store = new BlobStore(repo, { packUploads: uploadConcurrency(args, repo.backend) });
     if (mode.loadIndex) await store.loadIndex();
     return await fn(store);
+  } catch (err) {
+    await store.discard();
+    throw err;
   } finally {
     cleanups.delete(release);
     await lock.release();

@@ -66,6 +66,8 @@ export class BlobStore {
   readonly #young = new YoungBuffers(youngCollectBytes);
 
   readonly #maxPackUploads: number;
+  /** Set by discard: the store takes no more blobs. */
+  #discarded = false;
 
   constructor(repo: Repository, opts: BlobStoreOptions = {}) {
     this.repo = repo;
@@ -239,6 +241,8 @@ export class BlobStore {
    * in memory. Tree packs stay small there: only data packs take a reused full-size buffer.
    */
   private openPack(kind: BlobKind): OpenPack {
+    // Blobs still arriving after discard (a stopped backup winding down) start no new pack.
+    if (this.#discarded) throw new Error("the backup was stopped: no more packs are written");
     const backend = this.repo.backend;
     if (backend.openWriter !== undefined)
       return new PackStream({ openWriter: backend.openWriter.bind(backend) });
@@ -300,6 +304,17 @@ export class BlobStore {
     // Deltas a checkpoint is still saving come first: the snapshot must not outrun them.
     await Promise.all(this.#indexWrites);
     await this.writeIndexDelta();
+  }
+
+  /**
+   * Drops the packs still filling, unwritten: a backup that fails or is stopped leaves no
+   * partial pack behind. Packs already being written finish or fail on their own.
+   */
+  async discard(): Promise<void> {
+    this.#discarded = true;
+    const open = [...this.#packers.values()];
+    this.#packers.clear();
+    await Promise.allSettled(open.map((p) => p.discard()));
   }
 
   /** Called between files so long backups persist their index as they go. */

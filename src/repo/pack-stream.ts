@@ -90,6 +90,11 @@ export class PackStream implements OpenPack {
     return null;
   }
 
+  async discard(): Promise<void> {
+    const writer = await this.#writer.catch(() => null);
+    await writer?.abort();
+  }
+
   /** Waits until at most `bytes` are pending; throws the first write error. */
   private async drain(bytes: number): Promise<void> {
     while (this.#pendingBytes > bytes) await Promise.race(this.#writes);

@@ -115,6 +115,8 @@ export interface OpenPack {
    * another pack to reuse, if it had any. The pack must not be used afterwards.
    */
   store(repositoryId: Buffer, keys: RepositoryKeys): Promise<Buffer | null>;
+  /** Drops the pack unwritten (a backup that failed or was stopped leaves nothing of it). */
+  discard(): Promise<void>;
 }
 
 /**
@@ -178,6 +180,10 @@ export class PackWriter implements OpenPack {
 
   room(): null {
     return null;
+  }
+
+  async discard(): Promise<void> {
+    this.#buf = Buffer.alloc(0);
   }
 
   async store(repositoryId: Buffer, keys: RepositoryKeys): Promise<Buffer> {

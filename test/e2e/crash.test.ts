@@ -125,6 +125,9 @@ describe("interrupted backups", () => {
     expect(res.stderr).toMatch(/SIGINT: stopping/);
     expect(await repoFiles(repo, "locks")).toEqual([]);
     expect(await repoFiles(repo, "snapshots")).toEqual([]);
+    // The packs that were filling are gone, not left as partial temp files.
+    const data = await fs.readdir(path.join(repo, "data"), { recursive: true });
+    expect(data.filter((n) => n.includes(".tmp-"))).toEqual([]);
     const v = await coffer(["verify", "--repo", repo, "--read-data"]);
     expect(v.code, v.stderr).toBe(0);
   });
