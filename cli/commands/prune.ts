@@ -41,7 +41,7 @@ export const pruneCommand = {
     else if (!args.quiet) {
       const verb = args["dry-run"] ? "would free" : "freed";
       process.stdout.write(
-        `${plan.packsKept} packs kept, ${plan.packsRepacked} repacked, ${plan.packsDeleted + plan.unreferencedPacks} deleted; ${verb} ${formatBytes(plan.bytesFreed)}\n`,
+        `${plan.packsKept} packs kept, ${plan.packsRepacked} repacked, ${plan.packsDeleted + plan.unreferencedPacks} deleted${plan.tempFiles > 0 ? `, ${plan.tempFiles} temp files of interrupted writes` : ""}; ${verb} ${formatBytes(plan.bytesFreed)}\n`,
       );
     }
   },

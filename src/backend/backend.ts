@@ -52,6 +52,12 @@ export interface Backend {
    * readers that reuse their buffers (verify --read-data).
    */
   loadInto?(h: Handle, offset: number, into: Buffer): Promise<void>;
+  /**
+   * Optional: temp files of writes that never finished (a process killed while writing a
+   * pack), untouched for `idleMs`: counted, and removed when `remove` is set. Only safe
+   * while no other process writes: prune calls it under the exclusive lock.
+   */
+  sweepTempFiles?(remove: boolean, idleMs: number): Promise<{ files: number; bytes: number }>;
   /** Size of the object, or null when it does not exist. */
   stat(h: Handle): Promise<ObjectInfo | null>;
   /** Yields each object of the type exactly once, in no particular order. */

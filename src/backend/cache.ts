@@ -30,6 +30,7 @@ export class CachingBackend implements Backend {
   readonly stats = { hits: 0, misses: 0, dropped: 0 };
   /** The inner backend's, for objects the cache does not keep (packs); see Backend. */
   readonly openWriter?: (h: Handle) => Promise<ObjectWriter>;
+  readonly sweepTempFiles?: Backend["sweepTempFiles"];
 
   /**
    * @param root folder holding one cache folder per repository
@@ -40,6 +41,7 @@ export class CachingBackend implements Backend {
     this.location = inner.location;
     this.#root = root;
     this.#repoIdOf = repoIdOf;
+    this.sweepTempFiles = inner.sweepTempFiles?.bind(inner);
     const openWriter = inner.openWriter?.bind(inner);
     if (openWriter !== undefined) {
       this.openWriter = (h) => {

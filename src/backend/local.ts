@@ -17,6 +17,8 @@ const folders: Record<Exclude<FileType, "config">, string> = {
 const fileMode = 0o600;
 const dirMode = 0o700;
 const maxOpenReads = 64;
+/** Objects are written under this prefix and renamed when whole. */
+const tempPrefix = ".tmp-";
 
 /** A repository in a local directory. Writes are temp file + fsync + rename + dir fsync. */
 export class LocalBackend implements Backend {
@@ -80,7 +82,7 @@ export class LocalBackend implements Backend {
   /** A temp file beside the object's final name, renamed to it on commit. */
   private async startObject(h: Handle): Promise<LocalObjectWriter> {
     const final = this.pathOf(h);
-    const tmp = path.join(path.dirname(final), `.tmp-${randomBytes(8).toString("hex")}`);
+    const tmp = path.join(path.dirname(final), `${tempPrefix}${randomBytes(8).toString("hex")}`);
     // O_EXCL: never write through a file or link someone else placed at the temp name.
     const fh = await fs.open(
       tmp,
@@ -140,6 +142,25 @@ export class LocalBackend implements Backend {
       closeSync(oldFd);
     }
     return fd;
+  }
+
+  async sweepTempFiles(remove: boolean, idleMs: number): Promise<{ files: number; bytes: number }> {
+    const dirs = [this.location, ...Object.values(folders).map((f) => path.join(this.location, f))];
+    const data = path.join(this.location, folders.data);
+    for (const d of await readdirOrEmpty(data)) dirs.push(path.join(data, d));
+    const found = { files: 0, bytes: 0 };
+    for (const dir of dirs) {
+      for (const name of await readdirOrEmpty(dir)) {
+        if (!name.startsWith(tempPrefix)) continue;
+        const p = path.join(dir, name);
+        const st = await fs.lstat(p).catch(() => null);
+        if (st === null || !st.isFile() || Date.now() - st.mtimeMs < idleMs) continue;
+        found.files++;
+        found.bytes += st.size;
+        if (remove) await fs.rm(p, { force: true });
+      }
+    }
+    return found;
   }
 
   /** Closes cached read descriptors. */

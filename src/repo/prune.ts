@@ -13,7 +13,8 @@ import { decodeTree } from "./tree.js";
 //   1. copy the live blobs of packs worth repacking into new packs (+ their index delta);
 //   2. write an index delta for the packs that stay;
 //   3. delete the old index deltas;
-//   4. delete unused, repacked and unreferenced packs.
+//   4. delete unused, repacked and unreferenced packs, and temp files of writes that a
+//      killed process left (idle for an hour; the lock keeps out every live writer).
 
 export interface PrunePlan {
   packsKept: number;
@@ -23,7 +24,12 @@ export interface PrunePlan {
   bytesLive: number;
   bytesUnused: number;
   bytesFreed: number;
+  /** Temp files of interrupted writes (a killed backup's last packs), in bytesFreed too. */
+  tempFiles: number;
 }
+
+/** A temp file untouched this long is a dead writer's: no pack takes an hour to fill. */
+const tempFileIdleMs = 60 * 60 * 1000;
 
 interface PackUse {
   live: [string, IndexEntry][];
@@ -88,7 +94,13 @@ export async function prune(
     bytesLive: 0,
     bytesUnused: 0,
     bytesFreed: 0,
+    tempFiles: 0,
   };
+  const temp = await repo.backend.sweepTempFiles?.(false, tempFileIdleMs);
+  if (temp !== undefined) {
+    plan.tempFiles = temp.files;
+    plan.bytesFreed += temp.bytes;
+  }
   const keep: IndexedPack[] = [];
   const repack: [string, PackUse][] = [];
   const remove: string[] = [];
@@ -146,5 +158,6 @@ export async function prune(
   // 3. and 4.
   for (const name of oldIndexes) await repo.backend.remove({ type: "index", name });
   for (const packId of remove) await repo.backend.remove({ type: "data", name: packId });
+  if (plan.tempFiles > 0) await repo.backend.sweepTempFiles?.(true, tempFileIdleMs);
   return plan;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { coffer, initRepo, useTempDir } from "../helpers.js";
@@ -94,6 +94,33 @@ describe("coffer prune", () => {
     // A second prune finds nothing more to do.
     const again = JSON.parse((await coffer(["prune", "--repo", repo, "--json"])).stdout);
     expect(again.bytesFreed).toBe(0);
+  });
+
+  it("prune removes the temp files a killed backup left, once idle for an hour; --dry-run counts them", async () => {
+    const repo = path.join(dir, "repo-temp");
+    await initRepo(repo);
+    const stale = path.join(repo, "data", "3f", ".tmp-00112233aabbccdd");
+    const staleKey = path.join(repo, "keys", ".tmp-0123456789abcdef");
+    const fresh = path.join(repo, "data", "a0", ".tmp-ffeeddccbbaa9988");
+    await writeFile(stale, randomBytes(100_000));
+    await writeFile(staleKey, randomBytes(1_000));
+    await writeFile(fresh, randomBytes(50_000));
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const p of [stale, staleKey]) await utimes(p, twoHoursAgo, twoHoursAgo);
+
+    const dry = await coffer(["prune", "--repo", repo, "--dry-run", "--json"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ tempFiles: 2, bytesFreed: 101_000 });
+    await stat(stale);
+
+    const real = await coffer(["prune", "--repo", repo]);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stdout).toMatch(/2 temp files of interrupted writes; freed/);
+    await expect(stat(stale)).rejects.toThrow(/ENOENT/);
+    await expect(stat(staleKey)).rejects.toThrow(/ENOENT/);
+    // A temp file written to in the last hour may be a live writer's: it stays.
+    expect((await stat(fresh)).size).toBe(50_000);
+    expect((await coffer(["verify", "--repo", repo])).code).toBe(0);
   });
 });
 
