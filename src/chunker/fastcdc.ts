@@ -55,7 +55,7 @@ export class FastCDC {
     let i = start + min;
     if (scanned - 32 > i) {
       // The hash at a position depends on the 32 bytes before it only: rebuild it from
-      // those, testing nothing, then test from \`scanned\` on.
+      // those, testing nothing, then test from `scanned` on.
       for (i = scanned - 32; i < scanned; i++)
         h = ((h << 1) + (gear[buf[i] as number] as number)) | 0;
     }

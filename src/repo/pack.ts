@@ -193,7 +193,7 @@ export class PackWriter implements OpenPack {
   }
 
   /** The finished pack, in the writer's own buffer; the writer must not be used afterwards. */
-  finish(repositoryId: Buffer, keys: RepositoryKeys): Buffer {
+  private finish(repositoryId: Buffer, keys: RepositoryKeys): Buffer {
     const tail = packTail(repositoryId, keys, this.id, this.entries);
     const total = this.#size + tail.length;
     this.reserve(total);

@@ -28,7 +28,10 @@ export interface PrunePlan {
   tempFiles: number;
 }
 
-/** A temp file untouched this long is a dead writer's: no pack takes an hour to fill. */
+/**
+ * A temp file untouched this long is a dead writer's: backups are locked out while prune
+ * runs, and a pack being filled is written to at every MiB.
+ */
 const tempFileIdleMs = 60 * 60 * 1000;
 
 interface PackUse {
