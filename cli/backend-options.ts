@@ -85,7 +85,8 @@ export const backendOptions: Record<string, Options> = {
   },
   "upload-concurrency": {
     type: "number",
-    describe: "packs written at once; on S3 each holds one pack in memory (default: 1 local, 4 S3)",
+    describe:
+      "packs written at once; on S3 each is spooled in a file in TMPDIR (default: 1 local, 4 S3)",
     global: true,
   },
   cache: {

@@ -11,6 +11,7 @@ import { rootCertificates } from "node:tls";
 import { S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { UserError } from "../errors.js";
+import { debugLog } from "./retry.js";
 
 export interface S3ConnectionOptions {
   /** https://host[:port] of an S3-compatible service; AWS's regional endpoint when absent. */
@@ -82,6 +83,15 @@ function readCa(file: string): string {
   return pem;
 }
 
+const quiet = () => {};
+const sdkLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: (...args: unknown[]) => debugLog(`s3 client: ${args.map(String).join(" ")}`),
+  error: (...args: unknown[]) => debugLog(`s3 client: ${args.map(String).join(" ")}`),
+};
+
 export function makeS3Client(o: S3ConnectionOptions): S3Client {
   // The SDK warns on every run under Node 20 that its releases after January 2027 need
   // Node 22; coffer pins its SDK version (package.json), so the warning is noise here.
@@ -96,6 +106,10 @@ export function makeS3Client(o: S3ConnectionOptions): S3Client {
     endpoint: endpoint?.toString().replace(/\/$/, ""),
     forcePathStyle: o.pathStyle ?? false,
     maxAttempts: 1,
+    // Without a logger the SDK writes some warnings to the console ("An error was
+    // encountered in a non-retryable streaming request." for a failed streamed PUT): the
+    // failure itself is reported once, by retry.ts. Warnings go to the debug log only.
+    logger: sdkLogger,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: new NodeHttpHandler({

@@ -1,8 +1,9 @@
 // A repository in an S3 bucket under a prefix, with the same layout as a local one
 // (docs/FORMAT.md §Layout): PREFIX/config, PREFIX/keys/ID, PREFIX/data/XX/ID, ...
-// Every object is written once by one PUT (multipart above a threshold) with Content-MD5,
-// and a 200 is not taken on trust: the ETag must be the MD5 of what was sent and, for
-// packs, a HEAD must show the full size. Every request goes through retry.ts.
+// Every object is written once by one PUT (multipart above a threshold; packs streamed
+// from a spool file, s3-spool.ts) with Content-MD5, and a 200 is not taken on trust: the
+// ETag must be the MD5 of what was sent and, for packs, a HEAD must show the full size.
+// Every request goes through retry.ts.
 import type { Readable } from "node:stream";
 import {
   DeleteObjectCommand,
@@ -15,7 +16,7 @@ import {
   type StorageClass,
 } from "@aws-sdk/client-s3";
 import { IntegrityError, UserError } from "../errors.js";
-import type { Backend, FileType, Handle, ObjectInfo } from "./backend.js";
+import type { Backend, FileType, Handle, ObjectInfo, ObjectWriter } from "./backend.js";
 import { type ReadWindowOptions, ReadWindows } from "./read-windows.js";
 import { debugLog, defaultRetryPolicy, type RetryPolicy, retrying } from "./retry.js";
 import {
@@ -27,6 +28,7 @@ import {
   TransientError,
 } from "./s3-errors.js";
 import { md5, uploadMultipart } from "./s3-multipart.js";
+import { openSpool } from "./s3-spool.js";
 
 export interface S3StorageOptions {
   /** Server-side encryption, as defence in depth (the data is sealed already). */
@@ -180,14 +182,37 @@ export class S3Backend implements Backend {
       );
       return;
     }
-    const digest = md5(data);
+    await this.put(h, () => data, data.length, md5(data));
+  }
+
+  /** Packs are spooled to a temp file as they fill, then streamed up (s3-spool.ts). */
+  openWriter(h: Handle): Promise<ObjectWriter> {
+    return openSpool(async (body, size, digest) => {
+      if (size <= (this.#o.multipartThreshold ?? 64 * MiB)) return this.put(h, body, size, digest);
+      // Packs over the multipart threshold (a pack size configured that large) go up from
+      // memory, in parts.
+      const chunks: Buffer[] = [];
+      for await (const c of body()) chunks.push(c as Buffer);
+      await this.save(h, Buffer.concat(chunks));
+    });
+  }
+
+  /** One PUT, retried with a fresh body each attempt, its ETag and (for packs) size checked. */
+  private async put(
+    h: Handle,
+    body: () => Buffer | Readable,
+    size: number,
+    digest: Buffer,
+  ): Promise<void> {
+    const key = this.keyOf(h);
+    const what = `PUT ${this.location}/${key.slice(this.base().length)}`;
     await this.call(what, async () => {
       const out = await this.#client.send(
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key: key,
-          Body: data,
-          ContentLength: data.length,
+          Body: body(),
+          ContentLength: size,
           ContentMD5: digest.toString("base64"),
           ...this.writeHeaders(h),
         }),
@@ -195,7 +220,7 @@ export class S3Backend implements Backend {
       this.checkEtag(what, out.ETag, digest);
       // Packs are large and the point of a backup: confirm the size. Small metadata
       // objects are read back (and authenticated) by every later run anyway.
-      if (h.type === "data") await this.checkStored(what, key, data.length);
+      if (h.type === "data") await this.checkStored(what, key, size);
     });
   }
 

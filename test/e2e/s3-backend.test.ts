@@ -1,7 +1,10 @@
 // The Backend contract of S3Backend, in-process against a real s3rver: multipart uploads,
 // ListObjectsV2 pagination, ranged reads, short objects, missing objects, idempotent
-// removal, and create() on a non-empty prefix.
+// removal, create() on a non-empty prefix, and packs spooled to a file on their way up.
 import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend, FileType, Handle } from "../../src/backend/backend.js";
 import { S3Backend } from "../../src/backend/s3.js";
@@ -35,6 +38,40 @@ function backend(prefix: string, o: ConstructorParameters<typeof S3Backend>[3] =
 const id = () => randomBytes(32).toString("hex");
 
 describe("S3Backend against s3rver (in-process)", () => {
+  it("a pack written in pieces is spooled to a private file in TMPDIR, sent by one PUT, and the file removed", async () => {
+    const spool = await mkdtemp(path.join(tmpdir(), "coffer-spool-test-"));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = spool;
+    try {
+      const b = backend("spool");
+      const data = randomBytes(5 * 1024 * 1024 + 3);
+      const h = { type: "data" as const, name: id() };
+      const w = await b.openWriter(h);
+      const cut = 2_000_001;
+      await Promise.all([w.write(data.subarray(cut), cut), w.write(data.subarray(0, cut), 0)]);
+      const files = await readdir(spool);
+      expect(files).toHaveLength(1);
+      expect((await stat(path.join(spool, files[0] as string))).mode & 0o777).toBe(0o600);
+      expect(b.requests).toBe(0);
+      expect(await b.stat(h)).toBeNull();
+      await w.commit();
+      expect(b.requests).toBe(2); // the PUT and the HEAD that checks its size
+      expect(await readdir(spool)).toEqual([]);
+      expect((await b.load(h)).equals(data)).toBe(true);
+
+      const dropped = { type: "data" as const, name: id() };
+      const w2 = await b.openWriter(dropped);
+      await w2.write(randomBytes(1000), 0);
+      await w2.abort();
+      expect(await readdir(spool)).toEqual([]);
+      expect(await b.stat(dropped)).toBeNull();
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      await rm(spool, { recursive: true, force: true });
+    }
+  });
+
   it("stores a large object by multipart upload and reads it back whole and by range", async () => {
     const b = backend("mp", { multipartThreshold: 6 * 1024 * 1024, partSize: 5 * 1024 * 1024 });
     const data = randomBytes(13 * 1024 * 1024 + 11);

@@ -14,6 +14,7 @@ import {
   openS3Store,
   type S3Stack,
   s3cli,
+  spoolFiles,
   startS3Stack,
   userLines,
 } from "./s3-helpers.js";
@@ -105,6 +106,8 @@ describe("S3 faults on upload (fault proxy between coffer and s3rver)", () => {
     expect(stack.faults.injected()).toBeGreaterThanOrEqual(2);
     expect(r.stderr).toMatch(/debug: PUT s3:\/\/coffer-test\/f\/drop\/data\/.* retrying in \d+ ms/);
     expect(await snapshotCount("f/drop")).toBe(1);
+    // Each attempt streamed the pack again from its spool file, and the files are gone.
+    expect(await spoolFiles(stack)).toEqual([]);
     await expectSound("f/drop");
     await expectRestoresEqual("f/drop");
   });
@@ -154,6 +157,7 @@ describe("S3 faults on upload (fault proxy between coffer and s3rver)", () => {
       /^coffer: PUT s3:\/\/coffer-test\/f\/down\/data\/[0-9a-f]{2}\/[0-9a-f]{64}: (ECONNRESET|EPIPE|socket hang up).* \(after 2 attempts\)$/,
     );
     expect(await snapshotCount("f/down")).toBe(0);
+    expect(await spoolFiles(stack)).toEqual([]);
     await expectSound("f/down");
     // The next run, with the network back, completes.
     const again = await s3cli(stack, "f/down", ["backup", src]);

@@ -1,7 +1,7 @@
 // The S3 test stack: coffer ──TLS──► tls-proxy ──► fault-proxy ──► s3rver, all real
 // servers on random loopback ports, with a CA made by the test. Helpers run the built CLI
 // against it and open the repository in-process to look inside.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Backend } from "../../src/backend/backend.js";
@@ -32,6 +32,7 @@ export interface S3Stack {
 
 export async function startS3Stack(): Promise<S3Stack> {
   const dir = await mkdtemp(path.join(tmpdir(), "coffer-s3-"));
+  await mkdir(path.join(dir, "spool"));
   const s3 = await startS3Server([bucket]);
   const faults = await startFaultProxy(s3.port);
   const ca = makeTestCa(dir);
@@ -62,7 +63,14 @@ export function s3Env(stack: S3Stack): Record<string, string | undefined> {
     AWS_CONFIG_FILE: path.join(stack.dir, "no-aws-config"),
     AWS_SHARED_CREDENTIALS_FILE: path.join(stack.dir, "no-aws-credentials"),
     XDG_CACHE_HOME: path.join(stack.dir, "cache"),
+    // Where packs are spooled on their way up (s3-spool.ts): spoolFiles() looks there.
+    TMPDIR: path.join(stack.dir, "spool"),
   };
+}
+
+/** Spool files the CLI left in its TMPDIR: none, once a backup has ended either way. */
+export async function spoolFiles(stack: S3Stack): Promise<string[]> {
+  return readdir(path.join(stack.dir, "spool"));
 }
 
 /** The flags that reach the stack over TLS with the test CA. */
