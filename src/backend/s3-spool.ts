@@ -9,6 +9,7 @@ import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
+import { UserError } from "../errors.js";
 import type { ObjectWriter } from "./backend.js";
 
 /** What the spool needs from its backend: one checked, retried PUT of a body it can re-read. */
@@ -17,8 +18,17 @@ export type SpooledPut = (body: () => Readable, size: number, md5: Buffer) => Pr
 export async function openSpool(put: SpooledPut): Promise<ObjectWriter> {
   const file = path.join(tmpdir(), `coffer-pack-${randomBytes(8).toString("hex")}`);
   // O_EXCL and 0600: never write through a file someone placed there, and only we read it.
-  const fh = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const fh = await fs
+    .open(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)
+    .catch(spoolError);
   return new SpoolWriter(fh, file, put);
+}
+
+/** A spool that cannot be written is the machine's problem, not the repository's: say where. */
+function spoolError(err: NodeJS.ErrnoException): never {
+  throw new UserError(
+    `cannot spool a pack in ${tmpdir()} (${err.code ?? err.message}): set TMPDIR to a writable folder with room for a few packs`,
+  );
 }
 
 class SpoolWriter implements ObjectWriter {
@@ -46,7 +56,9 @@ class SpoolWriter implements ObjectWriter {
     } else this.#md5 = null;
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
+      const { bytesWritten } = await this.#fh
+        .write(data, done, data.length - done, offset + done)
+        .catch(spoolError);
       done += bytesWritten;
     }
   }

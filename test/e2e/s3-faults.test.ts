@@ -167,6 +167,20 @@ describe("S3 faults on upload (fault proxy between coffer and s3rver)", () => {
   });
 });
 
+describe("S3 spool (packs on their way up)", () => {
+  it("a TMPDIR that cannot take the spool fails the backup in one line naming it, exit 1", async () => {
+    await initAt("f/spool");
+    const missing = path.join(stack.dir, "no-such-dir");
+    const r = await s3cli(stack, "f/spool", ["backup", src], { TMPDIR: missing });
+    expect(r.code).toBe(1);
+    const lines = userLines(r);
+    expect(lines).toEqual([
+      `coffer: cannot spool a pack in ${missing} (ENOENT): set TMPDIR to a writable folder with room for a few packs`,
+    ]);
+    expect(await snapshotCount("f/spool")).toBe(0);
+  });
+});
+
 describe("S3 faults on download (fault proxy between coffer and s3rver)", () => {
   it("GET bodies cut short are detected and fetched again by restore and verify", async () => {
     await initAt("f/trunc");
