@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { IntegrityError, UserError } from "../errors.js";
 import type { Backend, FileType, Handle, ObjectInfo, ObjectWriter } from "./backend.js";
+import { TempFile } from "./temp-file.js";
 
 const folders: Record<Exclude<FileType, "config">, string> = {
   key: "keys",
@@ -13,8 +14,6 @@ const folders: Record<Exclude<FileType, "config">, string> = {
   lock: "locks",
 };
 
-/** Repository files are readable by the owner only: they are sealed, but names and sizes leak. */
-const fileMode = 0o600;
 const dirMode = 0o700;
 const maxOpenReads = 64;
 /** Objects are written under this prefix and renamed when whole. */
@@ -83,13 +82,7 @@ export class LocalBackend implements Backend {
   private async startObject(h: Handle): Promise<LocalObjectWriter> {
     const final = this.pathOf(h);
     const tmp = path.join(path.dirname(final), `${tempPrefix}${randomBytes(8).toString("hex")}`);
-    // O_EXCL: never write through a file or link someone else placed at the temp name.
-    const fh = await fs.open(
-      tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-      fileMode,
-    );
-    return new LocalObjectWriter(fh, tmp, final);
+    return new LocalObjectWriter(await TempFile.create(tmp), final);
   }
 
   /**
@@ -223,30 +216,23 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 
 /** Writes into a temp file; commit is fsync, rename, and fsync of the folder. */
 class LocalObjectWriter implements ObjectWriter {
-  readonly #fh: fs.FileHandle;
-  readonly #tmp: string;
+  readonly #temp: TempFile;
   readonly #final: string;
-  #closed = false;
 
-  constructor(fh: fs.FileHandle, tmp: string, final: string) {
-    this.#fh = fh;
-    this.#tmp = tmp;
+  constructor(temp: TempFile, final: string) {
+    this.#temp = temp;
     this.#final = final;
   }
 
-  async write(data: Buffer, offset: number): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
-    }
+  write(data: Buffer, offset: number): Promise<void> {
+    return this.#temp.write(data, offset);
   }
 
   async commit(): Promise<void> {
     try {
-      await this.#fh.sync();
-      await this.close();
-      await fs.rename(this.#tmp, this.#final);
+      await this.#temp.sync();
+      await this.#temp.close();
+      await fs.rename(this.#temp.path, this.#final);
     } catch (err) {
       await this.abort();
       throw err;
@@ -254,15 +240,8 @@ class LocalObjectWriter implements ObjectWriter {
     await syncDir(path.dirname(this.#final));
   }
 
-  async abort(): Promise<void> {
-    await this.close().catch(() => {});
-    await fs.rm(this.#tmp, { force: true });
-  }
-
-  private async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#fh.close();
+  abort(): Promise<void> {
+    return this.#temp.remove();
   }
 }
 

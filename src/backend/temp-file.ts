@@ -1,0 +1,53 @@
+import { constants } from "node:fs";
+import * as fs from "node:fs/promises";
+
+/**
+ * A private file written at positions, then renamed or read and removed: what a local
+ * object being written and an S3 pack's spool share. Created with O_EXCL (never writes
+ * through a file or link someone else placed at its name) and mode 0600: repository files
+ * are readable by the owner only (they are sealed, but names and sizes leak).
+ */
+export class TempFile {
+  readonly path: string;
+  readonly #fh: fs.FileHandle;
+  #closed = false;
+
+  private constructor(path: string, fh: fs.FileHandle) {
+    this.path = path;
+    this.#fh = fh;
+  }
+
+  static async create(path: string): Promise<TempFile> {
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+    return new TempFile(path, await fs.open(path, flags, 0o600));
+  }
+
+  async write(data: Buffer, offset: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.#fh.stat()).size;
+  }
+
+  async sync(): Promise<void> {
+    await this.#fh.sync();
+  }
+
+  /** Closes the file (once; the handle waits for writes still running). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#fh.close();
+  }
+
+  /** Closes and deletes it; safe to call again. */
+  async remove(): Promise<void> {
+    await this.close().catch(() => {});
+    await fs.rm(this.path, { force: true });
+  }
+}
