@@ -52,6 +52,8 @@ export class BlobStore {
   /** Index deltas being saved: flush waits for them, so a snapshot never outruns its index. */
   readonly #indexWrites = new Set<Promise<void>>();
   readonly #uploads = new Set<Promise<void>>();
+  /** The packs those uploads are storing, for discard. */
+  readonly #storing = new Set<OpenPack>();
   #uploadError: unknown = null;
   /** Sealed bytes and blobs this store added to the repository. */
   readonly stats = { bytesAdded: 0, blobsAdded: 0 };
@@ -258,6 +260,7 @@ export class BlobStore {
     this.throwUploadError();
     while (this.#uploads.size >= this.#maxPackUploads) await Promise.race(this.#uploads);
     this.throwUploadError();
+    this.#storing.add(packer);
     const upload = packer
       .store(this.repo.id, this.repo.current)
       .then((memory) => {
@@ -278,6 +281,7 @@ export class BlobStore {
         this.#uploadError ??= err;
       })
       .finally(() => {
+        this.#storing.delete(packer);
         this.#uploads.delete(upload);
       });
     this.#uploads.add(upload);
@@ -307,12 +311,14 @@ export class BlobStore {
   }
 
   /**
-   * Drops the packs still filling, unwritten: a backup that fails or is stopped leaves no
-   * partial pack behind. Packs already being written finish or fail on their own.
+   * Drops the packs still filling or being stored, unwritten: a backup that fails or is
+   * stopped leaves no partial pack behind (a pack whose store had already finished stays,
+   * whole and unreferenced, for prune). The stores being cut short fail; nothing waits for
+   * a slow upload.
    */
   async discard(): Promise<void> {
     this.#discarded = true;
-    const open = [...this.#packers.values()];
+    const open = [...this.#packers.values(), ...this.#storing];
     this.#packers.clear();
     await Promise.allSettled(open.map((p) => p.discard()));
   }
