@@ -1,3 +1,4 @@
+import { openWriterOf } from "../backend/buffered-writer.js";
 import { blobId } from "../crypto/blob-id.js";
 import { ObjectKind } from "../crypto/seal.js";
 import { IntegrityError } from "../errors.js";
@@ -7,8 +8,7 @@ import type { IndexEntry } from "./blob-index.js";
 import { BlobIndex } from "./blob-index.js";
 import type { IndexedPack } from "./index-file.js";
 import { decodeIndex, encodeIndex, forEachIndexedPack } from "./index-file.js";
-import type { OpenPack } from "./pack.js";
-import { checkPackHeader, forEachCheckedEntry, PackWriter, packHeaderRoom } from "./pack.js";
+import { checkPackHeader, forEachCheckedEntry } from "./pack.js";
 import { PackStream } from "./pack-stream.js";
 import type { Repository } from "./repository.js";
 import { randomId } from "./repository.js";
@@ -25,15 +25,12 @@ const maxUnindexedBlobs = 20_000;
 const maxBlobsPerPack = 10_000;
 /** Blobs at least this large go to the seal pool alone; smaller ones go in batches. */
 const poolThreshold = 64 * 1024;
-/** Pack buffers kept for reuse by the next data pack. */
-const maxFreeBuffers = 1;
-/** Packs being written at once unless the caller says otherwise; each holds up to one
- * pack size of memory. One keeps a local disk busy; a remote backend wants more
- * (cli/backend-options.ts: --upload-concurrency). */
+/** Packs being stored at once unless the caller says otherwise. One keeps a local disk
+ * busy; a remote backend wants more (cli/backend-options.ts: --upload-concurrency). */
 const defaultPackUploads = 1;
 
 export interface BlobStoreOptions {
-  /** Packs being uploaded at once (memory: about this many pack sizes). */
+  /** Packs being stored (uploaded) at once. */
   packUploads?: number;
 }
 
@@ -44,7 +41,7 @@ export interface BlobStoreOptions {
 export class BlobStore {
   readonly repo: Repository;
   readonly index = new BlobIndex();
-  readonly #packers = new Map<BlobKind, OpenPack>();
+  readonly #packers = new Map<BlobKind, PackStream>();
   /** Blobs sealed into a pack that is not yet written; dedup must see them too. */
   readonly #pending = new Set<string>();
   #unindexed: IndexedPack[] = [];
@@ -53,15 +50,13 @@ export class BlobStore {
   readonly #indexWrites = new Set<Promise<void>>();
   readonly #uploads = new Set<Promise<void>>();
   /** The packs those uploads are storing, for discard. */
-  readonly #storing = new Set<OpenPack>();
+  readonly #storing = new Set<PackStream>();
   #uploadError: unknown = null;
   /** Sealed bytes and blobs this store added to the repository. */
   readonly stats = { bytesAdded: 0, blobsAdded: 0 };
   #pool: SealPool | null | undefined;
   readonly #sealing = new Set<Promise<void>>();
   readonly #batch = new SealBatch(poolThreshold);
-  /** Buffers of packs built in memory and written, for the next packs (see PackWriter). */
-  readonly #freeBuffers: Buffer[] = [];
   /** A full pack waiting for an upload slot (see addSealed). */
   #fullPack: Promise<void> | null = null;
   /** Chunk copies and sealed blobs pass through here and die young (see young-gc.ts). */
@@ -204,9 +199,9 @@ export class BlobStore {
   /**
    * Adds an already sealed blob to the open pack of its kind (prune copies live blobs
    * into new packs this way: sealed blobs are bound to their id and kind, not their pack).
-   * A pack is written before the blob that would take it past the pack size, so a pack
-   * buffer never grows (and is never copied) past its first size; while a full pack waits
-   * for an upload slot, blobs wait behind it, so at most one pack per kind is filling.
+   * A pack is stored before the blob that would take it past the pack size; while a full
+   * pack waits for an upload slot, blobs wait behind it, so at most one pack per kind is
+   * filling.
    */
   async addSealed(blob: SealedBlob): Promise<void> {
     while (this.#fullPack !== null) await this.#fullPack;
@@ -230,7 +225,7 @@ export class BlobStore {
     }
     let packer = this.#packers.get(kind);
     if (packer === undefined) {
-      packer = this.openPack(kind);
+      packer = this.openPack();
       this.#packers.set(kind, packer);
     }
     packer.add(blob);
@@ -238,39 +233,21 @@ export class BlobStore {
     if (room !== null) await room;
   }
 
-  /**
-   * A new pack: written as it fills where the backend takes objects in pieces, else built
-   * in memory. Tree packs stay small there: only data packs take a reused full-size buffer.
-   */
-  private openPack(kind: BlobKind): OpenPack {
+  private openPack(): PackStream {
     // Blobs still arriving after discard (a stopped backup winding down) start no new pack.
     if (this.#discarded) throw new Error("the backup was stopped: no more packs are written");
     const backend = this.repo.backend;
-    if (backend.openWriter !== undefined)
-      return new PackStream({ openWriter: backend.openWriter.bind(backend) });
-    const reuse = kind === ObjectKind.data ? this.#freeBuffers.pop() : undefined;
-    return new PackWriter(
-      backend,
-      this.repo.config.packSize + packHeaderRoom(maxBlobsPerPack),
-      reuse,
-    );
+    return new PackStream((h) => openWriterOf(backend, h));
   }
 
-  private async writePack(packer: OpenPack): Promise<void> {
+  private async writePack(packer: PackStream): Promise<void> {
     this.throwUploadError();
     while (this.#uploads.size >= this.#maxPackUploads) await Promise.race(this.#uploads);
     this.throwUploadError();
     this.#storing.add(packer);
     const upload = packer
       .store(this.repo.id, this.repo.current)
-      .then((memory) => {
-        if (
-          memory !== null &&
-          packer.entries[0]?.kind === ObjectKind.data &&
-          this.#freeBuffers.length < maxFreeBuffers
-        ) {
-          this.#freeBuffers.push(memory);
-        }
+      .then(() => {
         const indexed = { packId: packer.id, entries: packer.entries };
         this.addIndexedPack(indexed);
         for (const e of packer.entries) this.#pending.delete(e.id.toString("hex"));

@@ -1,21 +1,21 @@
 import { randomBytes } from "node:crypto";
-import type { Backend, ObjectWriter } from "../backend/backend.js";
+import type { Handle, ObjectWriter } from "../backend/backend.js";
 import type { RepositoryKeys } from "../crypto/keys.js";
 import type { SealedBlob } from "./blob.js";
-import type { OpenPack, PackEntry } from "./pack.js";
+import type { PackEntry } from "./pack.js";
 import { packTail } from "./pack.js";
 
-// A pack written while it fills, for backends that take objects in pieces (a local
-// file): memory stays at a few write buffers whatever the pack size, where a pack built
-// in memory holds up to its whole size, and another one while it is written out (restic
-// spools its packs to temp files for the same reason).
+// A pack written while it fills, through the backend's ObjectWriter (a local temp file,
+// S3's spool file): memory stays at a few write buffers whatever the pack size, where a
+// pack built in memory held up to its whole size, and another one while it was written
+// out (restic spools its packs to temp files for the same reason).
 
 /** Small blobs are gathered into buffers of this size; larger ones are written as they are. */
 const stagingBytes = 1024 * 1024;
 /** Bytes handed to writes that have not finished yet; add waits (room) past this. */
 const maxPendingBytes = 4 * 1024 * 1024;
 
-export class PackStream implements OpenPack {
+export class PackStream {
   readonly id = randomBytes(32);
   readonly entries: PackEntry[] = [];
   readonly #writer: Promise<ObjectWriter>;
@@ -30,12 +30,13 @@ export class PackStream implements OpenPack {
   #pendingBytes = 0;
   #error: unknown = null;
 
-  constructor(backend: Required<Pick<Backend, "openWriter">>) {
-    this.#writer = backend.openWriter({ type: "data", name: this.id.toString("hex") });
+  constructor(openWriter: (h: Handle) => Promise<ObjectWriter>) {
+    this.#writer = openWriter({ type: "data", name: this.id.toString("hex") });
     // A failed open is reported by store(); until then no write is started without it.
     this.#writer.catch(() => {});
   }
 
+  /** Bytes of blobs so far. */
   get size(): number {
     return this.#size;
   }
@@ -71,12 +72,14 @@ export class PackStream implements OpenPack {
     this.#stagedLength += data.length;
   }
 
+  /** A promise to wait for before adding more, when writes are behind; else null. */
   room(): Promise<void> | null {
     if (this.#pendingBytes <= maxPendingBytes) return null;
     return this.drain(maxPendingBytes);
   }
 
-  async store(repositoryId: Buffer, keys: RepositoryKeys): Promise<null> {
+  /** Writes the tail and commits; resolves once the pack is durable. Not used afterwards. */
+  async store(repositoryId: Buffer, keys: RepositoryKeys): Promise<void> {
     this.flushStaging();
     this.startWrite(packTail(repositoryId, keys, this.id, this.entries), this.#size, null);
     const writer = await this.#writer;
@@ -87,9 +90,9 @@ export class PackStream implements OpenPack {
       throw err;
     }
     await writer.commit();
-    return null;
   }
 
+  /** Drops the pack unwritten (a backup that failed or was stopped leaves nothing of it). */
   async discard(): Promise<void> {
     const writer = await this.#writer.catch(() => null);
     await writer?.abort();

@@ -9,8 +9,9 @@ import { initRepo, openRepo, tempDirPerTest } from "./inprocess.js";
 // A pack is written before the blob that would take it past the pack size: packs hold at
 // most the pack size of blobs (a pack buffer never grows past it), and every blob saved,
 // however the saves interleave with slow uploads, is in exactly one pack and reads back.
-// Both ways a pack is written: built in memory and saved whole (a backend without
-// openWriter, as S3), and written piece by piece as it fills (a local file).
+// Both ways a pack reaches a backend: built in memory and saved whole (a backend without
+// openWriter of its own: src/backend/buffered-writer.ts), and written piece by piece as
+// it fills (a local file).
 
 const newDir = tempDirPerTest();
 const slow = () => new Promise((r) => setTimeout(r, 5));
