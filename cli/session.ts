@@ -77,7 +77,8 @@ export async function withRepository<T>(
   const repo = args.opened ?? (await openRepository(args));
   const lock = await acquireLock(repo, mode.exclusive, args["retry-lock"] ?? 0);
   const store = new BlobStore(repo, { packUploads: uploadConcurrency(args, repo.backend) });
-  // Stopped or failed: the packs still filling go (no partial pack stays), then the lock.
+  // Stopped or failed: the packs still filling or being stored go (no partial pack stays),
+  // then the lock.
   const release = async () => {
     await store.discard();
     await lock.release();

@@ -13,8 +13,9 @@ import { decodeTree } from "./tree.js";
 //   1. copy the live blobs of packs worth repacking into new packs (+ their index delta);
 //   2. write an index delta for the packs that stay;
 //   3. delete the old index deltas;
-//   4. delete unused, repacked and unreferenced packs, and temp files of writes that a
-//      killed process left (idle for an hour; the lock keeps out every live writer).
+//   4. delete unused, repacked and unreferenced packs.
+// Before step 1 it removes the temp files that killed writers left (idle for an hour;
+// the lock keeps out every live writer).
 
 export interface PrunePlan {
   packsKept: number;
@@ -99,7 +100,8 @@ export async function prune(
     bytesFreed: 0,
     tempFiles: 0,
   };
-  const temp = await repo.backend.sweepTempFiles?.(false, tempFileIdleMs);
+  // Dead writers' temp files are nothing any step needs: removed now (counted in a dry run).
+  const temp = await repo.backend.sweepTempFiles?.(!opts.dryRun, tempFileIdleMs);
   if (temp !== undefined) {
     plan.tempFiles = temp.files;
     plan.bytesFreed += temp.bytes;
@@ -161,6 +163,5 @@ export async function prune(
   // 3. and 4.
   for (const name of oldIndexes) await repo.backend.remove({ type: "index", name });
   for (const packId of remove) await repo.backend.remove({ type: "data", name: packId });
-  if (plan.tempFiles > 0) await repo.backend.sweepTempFiles?.(true, tempFileIdleMs);
   return plan;
 }
