@@ -31,7 +31,12 @@ export interface MultipartUpload {
   key: string;
   /** "PUT s3://bucket/prefix/data/xx/id", for messages. */
   what: string;
-  data: Buffer;
+  size: number;
+  /**
+   * `length` bytes of the object from `offset`: one part in memory at a time, so an
+   * upload costs a part's size whatever the object's (a spooled pack reads its file).
+   */
+  part(offset: number, length: number): Promise<Buffer>;
   partSize: number;
   /** SSE, storage class, Object Lock: set when the upload is created. */
   headers: Partial<CreateMultipartUploadCommandInput>;
@@ -39,7 +44,7 @@ export interface MultipartUpload {
 
 export async function uploadMultipart(ctx: MultipartContext, u: MultipartUpload): Promise<void> {
   const { client, bucket } = ctx;
-  const { key, what, data, partSize } = u;
+  const { key, what, size, partSize } = u;
   const created = await ctx.call(`${what} (start multipart)`, () =>
     client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...u.headers })),
   );
@@ -47,8 +52,8 @@ export async function uploadMultipart(ctx: MultipartContext, u: MultipartUpload)
   if (!uploadId) throw new S3RequestError(`${what}: the server gave no multipart upload id`);
   try {
     const parts: { ETag: string; PartNumber: number }[] = [];
-    for (let off = 0, n = 1; off < data.length; off += partSize, n++) {
-      const part = data.subarray(off, Math.min(off + partSize, data.length));
+    for (let off = 0, n = 1; off < size; off += partSize, n++) {
+      const part = await u.part(off, Math.min(partSize, size - off));
       const digest = md5(part);
       const partWhat = `${what} (part ${n})`;
       const out = await ctx.call(partWhat, async () => {
@@ -78,7 +83,7 @@ export async function uploadMultipart(ctx: MultipartContext, u: MultipartUpload)
         }),
       ),
     );
-    await ctx.call(`${what} (check size)`, () => ctx.checkStored(what, key, data.length));
+    await ctx.call(`${what} (check size)`, () => ctx.checkStored(what, key, size));
   } catch (err) {
     await client
       .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))

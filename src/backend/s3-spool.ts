@@ -6,6 +6,7 @@
 // with O_EXCL (temp-file.ts), and holds sealed blobs only.
 import { createHash, type Hash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
@@ -13,8 +14,18 @@ import { UserError } from "../errors.js";
 import type { ObjectWriter } from "./backend.js";
 import { TempFile } from "./temp-file.js";
 
-/** What the spool needs from its backend: one checked, retried PUT of a body it can re-read. */
-export type SpooledPut = (body: () => Readable, size: number, md5: Buffer) => Promise<void>;
+/** A finished spool file, as its upload reads it. */
+export interface SpooledBody {
+  size: number;
+  md5: Buffer;
+  /** The whole file, a fresh stream each call: a retried PUT reads it again. */
+  stream(): Readable;
+  /** `length` bytes from `offset`, in memory: one part of a multipart upload. */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+/** What the spool needs from its backend: one checked, retried upload of a body it can re-read. */
+export type SpooledPut = (body: SpooledBody) => Promise<void>;
 
 export async function openSpool(put: SpooledPut): Promise<ObjectWriter> {
   const file = path.join(tmpdir(), `coffer-pack-${randomBytes(8).toString("hex")}`);
@@ -61,7 +72,13 @@ class SpoolWriter implements ObjectWriter {
         md5 = createHash("md5");
         for await (const chunk of this.read()) md5.update(chunk as Buffer);
       }
-      await this.#put(() => this.read(), size, md5.digest());
+      const file = this.#temp.path;
+      await this.#put({
+        size,
+        md5: md5.digest(),
+        stream: () => this.read(),
+        read: (offset, length) => readRange(file, offset, length),
+      });
     } finally {
       await this.abort();
     }
@@ -74,5 +91,20 @@ class SpoolWriter implements ObjectWriter {
 
   abort(): Promise<void> {
     return this.#temp.remove();
+  }
+}
+
+async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    for (let got = 0; got < length; ) {
+      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) throw new Error(`spool file ${file} ended at ${offset + got} bytes`);
+      got += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
   }
 }

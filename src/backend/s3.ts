@@ -167,34 +167,54 @@ export class S3Backend implements Backend {
   }
 
   async save(h: Handle, data: Buffer): Promise<void> {
-    const key = this.keyOf(h);
-    const what = `PUT ${this.location}/${key.slice(this.base().length)}`;
-    if (data.length > (this.#o.multipartThreshold ?? 64 * MiB)) {
-      await uploadMultipart(
-        {
-          client: this.#client,
-          bucket: this.#bucket,
-          call: (w, op) => this.call(w, op),
-          checkEtag: (w, etag, digest) => this.checkEtag(w, etag, digest),
-          checkStored: (w, k, size) => this.checkStored(w, k, size),
-        },
-        { key, what, data, partSize: this.#o.partSize ?? 16 * MiB, headers: this.writeHeaders(h) },
-      );
+    if (data.length > this.multipartThreshold()) {
+      await this.putMultipart(h, data.length, async (o, n) => data.subarray(o, o + n));
       return;
     }
     await this.put(h, () => data, data.length, md5(data));
   }
 
-  /** Packs are spooled to a temp file as they fill, then streamed up (s3-spool.ts). */
+  /**
+   * Packs are spooled to a temp file as they fill, then streamed up (s3-spool.ts); one
+   * above the multipart threshold (a pack size configured that large) goes up in parts
+   * read from the file one at a time.
+   */
   openWriter(h: Handle): Promise<ObjectWriter> {
-    return openSpool(async (body, size, digest) => {
-      if (size <= (this.#o.multipartThreshold ?? 64 * MiB)) return this.put(h, body, size, digest);
-      // Packs over the multipart threshold (a pack size configured that large) go up from
-      // memory, in parts.
-      const chunks: Buffer[] = [];
-      for await (const c of body()) chunks.push(c as Buffer);
-      await this.save(h, Buffer.concat(chunks));
+    return openSpool(async (body) => {
+      if (body.size <= this.multipartThreshold()) {
+        return this.put(h, () => body.stream(), body.size, body.md5);
+      }
+      await this.putMultipart(h, body.size, (o, n) => body.read(o, n));
     });
+  }
+
+  private multipartThreshold(): number {
+    return this.#o.multipartThreshold ?? 64 * MiB;
+  }
+
+  private async putMultipart(
+    h: Handle,
+    size: number,
+    part: (offset: number, length: number) => Promise<Buffer>,
+  ): Promise<void> {
+    const key = this.keyOf(h);
+    await uploadMultipart(
+      {
+        client: this.#client,
+        bucket: this.#bucket,
+        call: (w, op) => this.call(w, op),
+        checkEtag: (w, etag, digest) => this.checkEtag(w, etag, digest),
+        checkStored: (w, k, n) => this.checkStored(w, k, n),
+      },
+      {
+        key,
+        what: `PUT ${this.location}/${key.slice(this.base().length)}`,
+        size,
+        part,
+        partSize: this.#o.partSize ?? 16 * MiB,
+        headers: this.writeHeaders(h),
+      },
+    );
   }
 
   /** One PUT, retried with a fresh body each attempt, its ETag and (for packs) size checked. */

@@ -1,10 +1,12 @@
 // The Backend contract of S3Backend, in-process against a real s3rver: multipart uploads,
 // ListObjectsV2 pagination, ranged reads, short objects, missing objects, idempotent
 // removal, create() on a non-empty prefix, and packs spooled to a file on their way up.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend, FileType, Handle } from "../../src/backend/backend.js";
 import { S3Backend } from "../../src/backend/s3.js";
@@ -37,6 +39,12 @@ function backend(prefix: string, o: ConstructorParameters<typeof S3Backend>[3] =
 
 const id = () => randomBytes(32).toString("hex");
 
+/** V8's full collection: `--expose-gc` gives `gc` to contexts created after it is set. */
+function fullGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
 describe("S3Backend against s3rver (in-process)", () => {
   it("a pack written in pieces is spooled to a private file in TMPDIR, sent by one PUT, and the file removed", async () => {
     const spool = await mkdtemp(path.join(tmpdir(), "coffer-spool-test-"));
@@ -65,6 +73,51 @@ describe("S3Backend against s3rver (in-process)", () => {
       await w2.abort();
       expect(await readdir(spool)).toEqual([]);
       expect(await b.stat(dropped)).toBeNull();
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      await rm(spool, { recursive: true, force: true });
+    }
+  });
+
+  it("a spooled pack above the multipart threshold goes up a part at a time, read from its file, which is then removed", async () => {
+    const spool = await mkdtemp(path.join(tmpdir(), "coffer-spool-test-"));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = spool;
+    const MiB = 1024 * 1024;
+    try {
+      const b = backend("spool-mp", { multipartThreshold: 6 * MiB, partSize: 5 * MiB });
+      const size = 40 * MiB + 5;
+      const h = { type: "data" as const, name: id() };
+      const w = await b.openWriter(h);
+      const written = createHash("sha256");
+      for (let at = 0; at < size; at += MiB) {
+        const piece = randomBytes(Math.min(MiB, size - at));
+        written.update(piece);
+        await w.write(piece, at);
+      }
+      // The upload holds a part or two in memory, never the pack. Buffers count until a GC
+      // finds them dead, so each sample collects first.
+      const gc = fullGc();
+      gc();
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      const sample = setInterval(() => {
+        gc();
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      }, 10);
+      try {
+        await w.commit();
+      } finally {
+        clearInterval(sample);
+      }
+      expect(peak - before).toBeLessThan(20 * MiB);
+      expect(b.requests).toBe(12); // create, 9 parts, complete, the HEAD that checks the size
+      expect(await readdir(spool)).toEqual([]);
+      const stored = createHash("sha256")
+        .update(await b.load(h))
+        .digest("hex");
+      expect(stored).toBe(written.digest("hex"));
     } finally {
       if (saved === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = saved;
