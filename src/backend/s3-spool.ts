@@ -3,10 +3,10 @@
 // uploaded costs a stream's buffer in memory, not the pack's size, so --upload-concurrency
 // no longer multiplies 16 MiB. The files live in $TMPDIR (os.tmpdir()); where that is a
 // tmpfs they take RAM after all: point TMPDIR at a disk. A spool file is 0600, created
-// with O_EXCL (temp-file.ts), and holds sealed blobs only.
+// with O_EXCL (temp-file.ts), holds sealed blobs only, and loses its name as soon as it
+// is created: it is read and written through its handle, and the kernel frees it when
+// that closes, so a killed process leaves no spool behind.
 import { createHash, type Hash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
@@ -29,7 +29,14 @@ export type SpooledPut = (body: SpooledBody) => Promise<void>;
 
 export async function openSpool(put: SpooledPut): Promise<ObjectWriter> {
   const file = path.join(tmpdir(), `coffer-pack-${randomBytes(8).toString("hex")}`);
-  return new SpoolWriter(await TempFile.create(file).catch(spoolError), put);
+  const temp = await TempFile.create(file).catch(spoolError);
+  try {
+    await temp.unlink();
+  } catch (err) {
+    await temp.remove();
+    spoolError(err as NodeJS.ErrnoException);
+  }
+  return new SpoolWriter(temp, put);
 }
 
 /** A spool that cannot be written is the machine's problem, not the repository's: say where. */
@@ -66,18 +73,16 @@ class SpoolWriter implements ObjectWriter {
   async commit(): Promise<void> {
     try {
       const size = await this.#temp.size();
-      await this.#temp.close();
       let md5 = this.#md5;
       if (md5 === null || this.#hashed !== size) {
         md5 = createHash("md5");
         for await (const chunk of this.read()) md5.update(chunk as Buffer);
       }
-      const file = this.#temp.path;
       await this.#put({
         size,
         md5: md5.digest(),
         stream: () => this.read(),
-        read: (offset, length) => readRange(file, offset, length),
+        read: (offset, length) => this.#temp.read(length, offset),
       });
     } finally {
       await this.abort();
@@ -86,25 +91,10 @@ class SpoolWriter implements ObjectWriter {
 
   /** The file in 1 MiB pieces (the default 64 KiB makes 256 socket writes per pack). */
   private read(): Readable {
-    return createReadStream(this.#temp.path, { highWaterMark: 1024 * 1024 });
+    return this.#temp.stream(1024 * 1024);
   }
 
   abort(): Promise<void> {
     return this.#temp.remove();
-  }
-}
-
-async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(length);
-    for (let got = 0; got < length; ) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) throw new Error(`spool file ${file} ended at ${offset + got} bytes`);
-      got += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
   }
 }

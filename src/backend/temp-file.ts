@@ -1,5 +1,6 @@
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
+import type { Readable } from "node:stream";
 
 /**
  * A private file written at positions, then renamed or read and removed: what a local
@@ -11,6 +12,8 @@ export class TempFile {
   readonly path: string;
   readonly #fh: fs.FileHandle;
   #closed = false;
+  /** Set by unlink: the name is gone (and may be someone else's now); only the handle is ours. */
+  #unlinked = false;
 
   private constructor(path: string, fh: fs.FileHandle) {
     this.path = path;
@@ -18,7 +21,7 @@ export class TempFile {
   }
 
   static async create(path: string): Promise<TempFile> {
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
     return new TempFile(path, await fs.open(path, flags, 0o600));
   }
 
@@ -28,6 +31,32 @@ export class TempFile {
       const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
       done += bytesWritten;
     }
+  }
+
+  /**
+   * Removes the file's name and keeps it through the handle: the kernel frees it when the
+   * handle closes, so a process killed meanwhile leaves nothing behind (restic's temp
+   * files are unlinked the same way).
+   */
+  async unlink(): Promise<void> {
+    await fs.unlink(this.path);
+    this.#unlinked = true;
+  }
+
+  /** Exactly `length` bytes from `position`. */
+  async read(length: number, position: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    for (let got = 0; got < length; ) {
+      const { bytesRead } = await this.#fh.read(buf, got, length - got, position + got);
+      if (bytesRead === 0) throw new Error(`${this.path} ended at ${position + got} bytes`);
+      got += bytesRead;
+    }
+    return buf;
+  }
+
+  /** The file from its start, in highWaterMark pieces; a fresh stream each call. */
+  stream(highWaterMark: number): Readable {
+    return this.#fh.createReadStream({ start: 0, autoClose: false, highWaterMark });
   }
 
   async size(): Promise<number> {
@@ -48,6 +77,6 @@ export class TempFile {
   /** Closes and deletes it; safe to call again. */
   async remove(): Promise<void> {
     await this.close().catch(() => {});
-    await fs.rm(this.path, { force: true });
+    if (!this.#unlinked) await fs.rm(this.path, { force: true });
   }
 }

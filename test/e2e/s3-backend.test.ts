@@ -2,7 +2,7 @@
 // ListObjectsV2 pagination, ranged reads, short objects, missing objects, idempotent
 // removal, create() on a non-empty prefix, and packs spooled to a file on their way up.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { setFlagsFromString } from "node:v8";
@@ -39,6 +39,17 @@ function backend(prefix: string, o: ConstructorParameters<typeof S3Backend>[3] =
 
 const id = () => randomBytes(32).toString("hex");
 
+/** This process's open files that are deleted spool files in dir, as /proc/self/fd links. */
+async function spoolHandles(dir: string): Promise<string[]> {
+  const held: string[] = [];
+  for (const fd of await readdir("/proc/self/fd")) {
+    const link = `/proc/self/fd/${fd}`;
+    const target = await readlink(link).catch(() => "");
+    if (target.startsWith(`${dir}/coffer-pack-`) && target.endsWith(" (deleted)")) held.push(link);
+  }
+  return held;
+}
+
 /** V8's full collection: `--expose-gc` gives `gc` to contexts created after it is set. */
 function fullGc(): () => void {
   setFlagsFromString("--expose-gc");
@@ -46,7 +57,7 @@ function fullGc(): () => void {
 }
 
 describe("S3Backend against s3rver (in-process)", () => {
-  it("a pack written in pieces is spooled to a private file in TMPDIR, sent by one PUT, and the file removed", async () => {
+  it("a pack written in pieces is spooled to a private, nameless file in TMPDIR, sent by one PUT, and the file closed", async () => {
     const spool = await mkdtemp(path.join(tmpdir(), "coffer-spool-test-"));
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = spool;
@@ -57,20 +68,23 @@ describe("S3Backend against s3rver (in-process)", () => {
       const w = await b.openWriter(h);
       const cut = 2_000_001;
       await Promise.all([w.write(data.subarray(cut), cut), w.write(data.subarray(0, cut), 0)]);
-      const files = await readdir(spool);
-      expect(files).toHaveLength(1);
-      expect((await stat(path.join(spool, files[0] as string))).mode & 0o777).toBe(0o600);
+      // The spool has no name (a killed process leaves nothing), only this process's handle.
+      expect(await readdir(spool)).toEqual([]);
+      const held = await spoolHandles(spool);
+      expect(held).toHaveLength(1);
+      expect((await stat(held[0] as string)).mode & 0o777).toBe(0o600);
       expect(b.requests).toBe(0);
       expect(await b.stat(h)).toBeNull();
       await w.commit();
       expect(b.requests).toBe(2); // the PUT and the HEAD that checks its size
-      expect(await readdir(spool)).toEqual([]);
+      expect(await spoolHandles(spool)).toEqual([]);
       expect((await b.load(h)).equals(data)).toBe(true);
 
       const dropped = { type: "data" as const, name: id() };
       const w2 = await b.openWriter(dropped);
       await w2.write(randomBytes(1000), 0);
       await w2.abort();
+      expect(await spoolHandles(spool)).toEqual([]);
       expect(await readdir(spool)).toEqual([]);
       expect(await b.stat(dropped)).toBeNull();
     } finally {
@@ -113,7 +127,7 @@ describe("S3Backend against s3rver (in-process)", () => {
       }
       expect(peak - before).toBeLessThan(20 * MiB);
       expect(b.requests).toBe(12); // create, 9 parts, complete, the HEAD that checks the size
-      expect(await readdir(spool)).toEqual([]);
+      expect(await spoolHandles(spool)).toEqual([]);
       const stored = createHash("sha256")
         .update(await b.load(h))
         .digest("hex");

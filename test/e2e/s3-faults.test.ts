@@ -8,12 +8,14 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { headerLocation, openPackHeader, packTrailerLength } from "../../src/repo/pack.js";
-import { compareTrees, pseudoRandom, walkTree } from "./e2e-helpers.js";
+import { compareTrees, pseudoRandom, startCli, walkTree } from "./e2e-helpers.js";
 import {
   directBackend,
   openS3Store,
   type S3Stack,
   s3cli,
+  s3Env,
+  s3Flags,
   spoolFiles,
   startS3Stack,
   userLines,
@@ -178,6 +180,26 @@ describe("S3 spool (packs on their way up)", () => {
       `coffer: cannot spool a pack in ${missing} (ENOENT): set TMPDIR to a writable folder with room for a few packs`,
     ]);
     expect(await snapshotCount("f/spool")).toBe(0);
+  });
+
+  it("a backup killed (SIGKILL) while a pack is on its way up leaves no spool file in TMPDIR", async () => {
+    await initAt("f/kill");
+    // Every pack upload hangs, so the backup is surely mid-upload when it is killed.
+    stack.faults.rules = [{ kind: "stall", ...dataPut, times: Number.POSITIVE_INFINITY }];
+    const seen = stack.faults.requests.length;
+    const run = startCli(["backup", src, ...s3Flags(stack, "f/kill")], { env: s3Env(stack) });
+    const deadline = Date.now() + 30_000;
+    const packPut = () =>
+      stack.faults.requests
+        .slice(seen)
+        .some((r) => r.method === "PUT" && dataPut.path.test(r.path));
+    while (!packPut() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(packPut()).toBe(true);
+    run.child.kill("SIGKILL");
+    const res = await run.done;
+    expect(res.signal).toBe("SIGKILL");
+    expect(await spoolFiles(stack)).toEqual([]);
+    expect(await snapshotCount("f/kill")).toBe(0);
   });
 });
 
