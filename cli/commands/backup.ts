@@ -1,11 +1,13 @@
 import { lstat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import type { Argv } from "yargs";
 import { absolutePaths } from "../../src/archiver/archiver.js";
-import { DirLister } from "../../src/archiver/dir-lister.js";
+import { DirLister, listerPaysOff } from "../../src/archiver/dir-lister.js";
 import { buildPathTrie, includedPaths } from "../../src/archiver/path-trie.js";
 import { streamReader } from "../../src/chunker/chunk-reader.js";
 import { UserError } from "../../src/errors.js";
 import type { Repository } from "../../src/repo/repository.js";
+import { defaultSealWorkers } from "../../src/repo/seal-pool.js";
 import type { SnapshotWithId } from "../../src/repo/snapshot.js";
 import { listSnapshots, resolveSnapshot } from "../../src/repo/snapshots.js";
 import { excludeMatcher } from "../../src/source/exclude.js";
@@ -68,7 +70,8 @@ export const backupCommand = {
       }
     }
     const abs = absolutePaths(paths);
-    // Started before the repository is opened, so it lists while scrypt runs.
+    // Started before the repository is opened, so it lists while scrypt runs; stopped
+    // once the parent is known if it would not pay off (listerPaysOff).
     const lister = args.stdin
       ? null
       : DirLister.start(includedPaths(buildPathTrie(abs)), args.exclude ?? []);
@@ -82,9 +85,13 @@ export const backupCommand = {
             args.stdin || args.force || store.repo.writer !== null
               ? undefined
               : await findParent(store.repo, args.parent, host, abs);
+          const useLister =
+            lister !== null &&
+            listerPaysOff(parent !== undefined, availableParallelism(), defaultSealWorkers());
+          if (!useLister) lister?.stop();
           const tree = args.stdin
             ? await archiver.backupStream(args["stdin-name"] as string, streamReader(process.stdin))
-            : await archiver.backupPaths(abs, parent?.tree, lister);
+            : await archiver.backupPaths(abs, parent?.tree, useLister ? lister : null);
           return {
             tree,
             paths: args.stdin ? [`stdin:${args["stdin-name"]}`] : abs,

@@ -12,6 +12,11 @@ import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
 /** Jobs waiting at the least busy worker before another worker is started. */
 export const queuedPerWorker = 2;
 
+/** Seal workers a pool starts with no count given: one per core, at most four. */
+export function defaultSealWorkers(cores = availableParallelism()): number {
+  return Math.min(4, cores);
+}
+
 /** A worker keeps no state but its keys and zstd context: a small heap is plenty. */
 const workerLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 };
 
@@ -60,7 +65,7 @@ export class SealPool {
   static start(
     repositoryId: Buffer,
     keys: RepositoryKeys,
-    n = Math.min(4, availableParallelism()),
+    n = defaultSealWorkers(),
   ): SealPool | null {
     const url = new URL("./seal-worker.js", import.meta.url);
     if (!existsSync(fileURLToPath(url))) return null;

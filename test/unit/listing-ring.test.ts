@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { listerPaysOff } from "../../src/archiver/dir-lister.js";
 import {
   RecordKind,
   type RingListing,
@@ -94,5 +95,15 @@ describe("listing ring", () => {
 
   it("refuses a ring size that is not a power of two", () => {
     expect(() => ringBuffer(5000)).toThrow(/power of two/);
+  });
+});
+
+describe("when the walk uses a lister thread", () => {
+  it("always for a re-run; for a full read only with a core beyond the seal workers and the walk", () => {
+    expect(listerPaysOff(true, 2, 2)).toBe(true);
+    expect(listerPaysOff(false, 1, 1)).toBe(false);
+    expect(listerPaysOff(false, 2, 2)).toBe(false);
+    expect(listerPaysOff(false, 4, 4)).toBe(false);
+    expect(listerPaysOff(false, 8, 4)).toBe(true);
   });
 });
