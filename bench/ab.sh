@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A/B of coffer builds on one row: first backups of CORPUS into a fresh repository, the
+# builds taking turns run after run, so a machine that drifts (some do by 30% in minutes)
+# weighs on both alike. Prints wall time, CPU time, peak RSS (GNU time) and the share of
+# both cores idle meanwhile (/proc/stat) for each run.
+#
+#   bash bench/ab.sh [-n PAIRS] [-c CORPUS] BUILD...
+#
+# A BUILD is a copy of dist/ (`cp -r dist .ab/NAME` after `npm run build`; .ab/ is
+# ignored by git) or a path to one. The repositories use an age identity, so scrypt's
+# fixed cost is not in the numbers; set AB_ENV to pass variables to the runs
+# (AB_ENV="COFFER_DEBUG=1").
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+pairs=3
+corpus=/tmp/coffer-bench/corpus-full
+while getopts "n:c:" opt; do
+  case $opt in
+    n) pairs=$OPTARG ;;
+    c) corpus=$OPTARG ;;
+    *) exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+[ $# -gt 0 ] || { echo "usage: bash bench/ab.sh [-n PAIRS] [-c CORPUS] BUILD..." >&2; exit 2; }
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time
+command -v age-keygen >/dev/null || apt-get install -y -qq age
+
+work=$(mktemp -d /tmp/coffer-ab.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+age-keygen -o "$work/id.txt" 2>/dev/null
+
+main_of() {
+  if [ -f "$1/cli/main.js" ]; then echo "$1/cli/main.js"; else echo "$here/.ab/$1/cli/main.js"; fi
+}
+
+idle_ticks() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+
+for _ in $(seq "$pairs"); do
+  for build in "$@"; do
+    main=$(main_of "$build")
+    rm -rf "$work/repo"
+    node "$main" init --repo "$work/repo" -i "$work/id.txt" >/dev/null
+    sync
+    read -r idle0 total0 < <(idle_ticks)
+    # shellcheck disable=SC2086
+    env ${AB_ENV:-} /usr/bin/time -f "%e %U %S %M" -o "$work/time" \
+      node "$main" backup --repo "$work/repo" -i "$work/id.txt" "$corpus" --json >/dev/null
+    read -r idle1 total1 < <(idle_ticks)
+    awk -v b="$build" -v idle=$(((idle1 - idle0) * 100 / (total1 - total0))) \
+      '{printf "%-12s wall %6.2f s  cpu %6.2f s  rss %4.0f MiB  idle %d%%\n", b, $1, $2 + $3, $4 / 1024, idle}' \
+      "$work/time"
+  done
+done
