@@ -4,6 +4,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { IntegrityError, UserError } from "../errors.js";
 import type { Backend, FileType, Handle, ObjectInfo, ObjectWriter } from "./backend.js";
+import { ReadWindows } from "./read-windows.js";
 import { TempFile } from "./temp-file.js";
 
 const folders: Record<Exclude<FileType, "config">, string> = {
@@ -18,11 +19,20 @@ const dirMode = 0o700;
 const maxOpenReads = 64;
 /** Objects are written under this prefix and renamed when whole. */
 const tempPrefix = ".tmp-";
+/**
+ * Reads of packs up to this long go through aligned blocks kept in memory. Tree loading
+ * (a re-run's parent, restore, ls) reads thousands of small blobs that lie side by side
+ * in tree packs: one pread each cost 33 µs on a paravirtualised machine, 4,454 of them
+ * for the bench corpus's parent snapshot. Packs are written once and never change.
+ */
+const smallReadBytes = 64 * 1024;
+const readBlocks = { blockBytes: 128 * 1024, blocks: 32 };
 
 /** A repository in a local directory. Writes are temp file + fsync + rename + dir fsync. */
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #readFds = new Map<string, number>();
+  readonly #windows = new ReadWindows(readBlocks);
 
   constructor(dir: string) {
     this.location = path.resolve(dir);
@@ -91,6 +101,13 @@ export class LocalBackend implements Backend {
    * thread-pool round trip per open/read/close costs more than the read itself.
    */
   async load(h: Handle, offset = 0, length?: number): Promise<Buffer> {
+    if (h.type === "data" && length !== undefined && length > 0 && length <= smallReadBytes) {
+      const body = await this.#windows.read(h.name, offset, length, async (at, max) =>
+        this.readUpTo(h, at, max),
+      );
+      if (body.length !== length) throw truncated(h, length, offset, body.length);
+      return body;
+    }
     const fd = this.openForRead(h);
     const size = length ?? fstatSync(fd).size - offset;
     if (size < 0) throw new IntegrityError(`${h.type} ${h.name} is shorter than expected`);
@@ -104,18 +121,14 @@ export class LocalBackend implements Backend {
   }
 
   private readFully(fd: number, h: Handle, offset: number, buf: Buffer): void {
-    const size = buf.length;
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got !== size) {
-      throw new IntegrityError(
-        `${h.type} ${h.name || "config"} is truncated: wanted ${size} bytes at offset ${offset}, got ${got}`,
-      );
-    }
+    const got = readInto(fd, offset, buf);
+    if (got !== buf.length) throw truncated(h, buf.length, offset, got);
+  }
+
+  /** Up to max bytes from offset: fewer only at the end of the object. */
+  private readUpTo(h: Handle, offset: number, max: number): Buffer {
+    const buf = Buffer.allocUnsafe(max);
+    return buf.subarray(0, readInto(this.openForRead(h), offset, buf));
   }
 
   private openForRead(h: Handle): number {
@@ -252,4 +265,21 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Fills buf from offset; returns the bytes read (fewer only at the end of the file). */
+function readInto(fd: number, offset: number, buf: Buffer): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, offset + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+function truncated(h: Handle, size: number, offset: number, got: number): IntegrityError {
+  return new IntegrityError(
+    `${h.type} ${h.name || "config"} is truncated: wanted ${size} bytes at offset ${offset}, got ${got}`,
+  );
 }

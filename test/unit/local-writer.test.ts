@@ -53,3 +53,32 @@ describe("local backend: objects written in pieces", () => {
     backend.close();
   });
 });
+
+describe("local backend: small reads of a pack", () => {
+  it("return exactly the bytes asked for, across block boundaries and at the end; past the end is an IntegrityError", async () => {
+    const backend = new LocalBackend(await newDir());
+    await backend.create();
+    const data = randomBytes(700 * 1024 + 5);
+    await backend.save(handle, data);
+    const block = 256 * 1024;
+    const reads = [
+      [0, 100],
+      [block - 10, 20],
+      [2 * block - 64 * 1024 + 1, 64 * 1024],
+      [123_456, 4096],
+      [data.length - 7, 7],
+    ] as const;
+    for (const [at, n] of reads) {
+      expect((await backend.load(handle, at, n)).equals(data.subarray(at, at + n))).toBe(true);
+    }
+    // Reads of the same blocks again, after other blocks, still give the same bytes.
+    for (const [at, n] of [...reads].reverse()) {
+      expect((await backend.load(handle, at, n)).equals(data.subarray(at, at + n))).toBe(true);
+    }
+    await expect(backend.load(handle, data.length - 7, 8)).rejects.toThrow(
+      /is truncated: wanted 8 bytes at offset 716798, got 7/,
+    );
+    const missing = { type: "data" as const, name: "cd".repeat(32) };
+    await expect(backend.load(missing, 0, 100)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
