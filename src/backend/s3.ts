@@ -188,6 +188,11 @@ export class S3Backend implements Backend {
     });
   }
 
+  /** "PUT s3://bucket/prefix/data/xx/id": a request as messages name it. */
+  private requestName(method: string, key: string): string {
+    return `${method} ${this.location}/${key.slice(this.base().length)}`;
+  }
+
   private multipartThreshold(): number {
     return this.#o.multipartThreshold ?? 64 * MiB;
   }
@@ -208,7 +213,7 @@ export class S3Backend implements Backend {
       },
       {
         key,
-        what: `PUT ${this.location}/${key.slice(this.base().length)}`,
+        what: this.requestName("PUT", key),
         size,
         part,
         partSize: this.#o.partSize ?? 16 * MiB,
@@ -225,7 +230,7 @@ export class S3Backend implements Backend {
     digest: Buffer,
   ): Promise<void> {
     const key = this.keyOf(h);
-    const what = `PUT ${this.location}/${key.slice(this.base().length)}`;
+    const what = this.requestName("PUT", key);
     await this.call(what, async () => {
       const out = await this.#client.send(
         new PutObjectCommand({
@@ -272,7 +277,7 @@ export class S3Backend implements Backend {
       offset > 0 || length !== undefined
         ? `bytes=${offset}-${length === undefined ? "" : offset + length - 1}`
         : undefined;
-    const what = `GET ${this.location}/${key.slice(this.base().length)}${range ? ` ${range}` : ""}`;
+    const what = `${this.requestName("GET", key)}${range ? ` ${range}` : ""}`;
     let body: Fetched;
     try {
       body = await this.call(what, () => this.getBody(key, range, what));
@@ -321,7 +326,7 @@ export class S3Backend implements Backend {
   async stat(h: Handle): Promise<ObjectInfo | null> {
     const key = this.keyOf(h);
     try {
-      const out = await this.call(`HEAD ${this.location}/${key.slice(this.base().length)}`, () =>
+      const out = await this.call(this.requestName("HEAD", key), () =>
         this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key })),
       );
       return { name: h.name, size: out.ContentLength ?? 0 };
@@ -362,7 +367,7 @@ export class S3Backend implements Backend {
     const key = this.keyOf(h);
     this.#windows?.forget(h.name);
     try {
-      await this.call(`DELETE ${this.location}/${key.slice(this.base().length)}`, () =>
+      await this.call(this.requestName("DELETE", key), () =>
         this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key })),
       );
     } catch (err) {
