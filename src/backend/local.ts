@@ -209,6 +209,7 @@ export class LocalBackend implements Backend {
 
   async remove(h: Handle): Promise<void> {
     const p = this.pathOf(h);
+    if (h.type === "data") this.#windows.forget(h.name);
     const fd = this.#readFds.get(p);
     if (fd !== undefined) {
       this.#readFds.delete(p);

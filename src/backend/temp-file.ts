@@ -3,8 +3,9 @@ import * as fs from "node:fs/promises";
 import type { Readable } from "node:stream";
 
 /**
- * A private file written at positions, then renamed or read and removed: what a local
- * object being written and an S3 pack's spool share. Created with O_EXCL (never writes
+ * A private file written at positions: a local object being written (renamed into place
+ * on commit) and an S3 pack's spool (unlinked at once, read back through the handle)
+ * share it. Created with O_EXCL (never writes
  * through a file or link someone else placed at its name) and mode 0600: repository files
  * are readable by the owner only (they are sealed, but names and sizes leak).
  */

@@ -78,6 +78,11 @@ describe("local backend: small reads of a pack", () => {
     await expect(backend.load(handle, data.length - 7, 8)).rejects.toThrow(
       /is truncated: wanted 8 bytes at offset 716798, got 7/,
     );
+    // A removed pack's cached blocks go with it.
+    await backend.remove(handle);
+    const other = randomBytes(1000);
+    await backend.save(handle, other);
+    expect((await backend.load(handle, 0, 100)).equals(other.subarray(0, 100))).toBe(true);
     const missing = { type: "data" as const, name: "cd".repeat(32) };
     await expect(backend.load(missing, 0, 100)).rejects.toMatchObject({ code: "ENOENT" });
   });
