@@ -1,5 +1,6 @@
-// Read-ahead for packs on a remote backend: restore and tree loading read many small,
-// mostly adjacent blobs of one pack, and one ranged GET per blob costs a round trip each.
+// Read-ahead for packs: restore and tree loading read many small, mostly adjacent blobs
+// of one pack, and one ranged GET per blob costs a round trip each on S3 (one pread each
+// on local disk, which uses these blocks for reads up to 64 KiB: local.ts).
 // Packs are read in aligned blocks (default 1 MiB): a read fetches the blocks it spans
 // that are not held yet in one GET, and later reads inside them need no request. When
 // reads of a pack go forward, the next few blocks are fetched in the background, so the
