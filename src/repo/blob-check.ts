@@ -1,4 +1,4 @@
-import { createHmac, type Hmac } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import type * as ZstdBinding from "zstd-napi/binding.js";
 import { sameId } from "../crypto/blob-id.js";
@@ -7,11 +7,12 @@ import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "./blob.js";
 
 // verify --read-data opens every blob of the repository once and throws the plaintext
-// away. openBlob (blob.ts) allocates a fresh ciphertext-sized and a plaintext-sized buffer
-// per blob; at ~1 MiB a blob that is an mmap and a page fault per page for each, and
-// garbage the worker's GC frees late. Checking needs no plaintext that outlives the
-// check, so a BlobChecker decrypts and decompresses into two scratch buffers it keeps,
-// and nothing per blob is larger than one small decipher output.
+// away; restore writes each plaintext to its file before it opens the next. openBlob
+// (blob.ts) allocates a fresh ciphertext-sized and a plaintext-sized buffer per blob; at
+// ~1 MiB a blob that is an mmap and a page fault per page for each, and garbage the
+// thread's GC frees late. Neither needs a plaintext that outlives the next blob, so a
+// BlobChecker decrypts and decompresses into two scratch buffers it keeps, and nothing
+// per blob is larger than one small decipher output.
 
 /** zstd's context with caller-provided output (the high-level API allocates per call). */
 const zstd = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding;
@@ -100,23 +101,37 @@ export class BlobChecker {
     sealed: Buffer,
     rawLength: number,
   ): void {
+    this.open(dataKey, idKey, generation, kind, id, sealed, rawLength);
+  }
+
+  /**
+   * Opens one sealed blob, checked as `check` does, and returns its plaintext: a view of
+   * scratch memory, valid until the next call (or `trim`).
+   */
+  open(
+    dataKey: Buffer,
+    idKey: Buffer,
+    generation: number,
+    kind: BlobKind,
+    id: Buffer,
+    sealed: Buffer,
+    rawLength: number,
+  ): Buffer {
     const what = `${kind === 2 ? "tree" : "data"} blob ${id.toString("hex")}`;
     const aad = associatedData(this.#repositoryId, kind, id, generation);
     const body = this.decrypt(blobKey(dataKey, id), aad, sealed, what);
-    const hmac = createHmac("sha256", idKey);
-    let length: number;
-    if (body[0] === uncompressed) {
-      length = body.length - 1;
-      hmac.update(body.subarray(1));
-    } else if (body[0] === zstdCompressed) {
-      length = this.decompressInto(body.subarray(1), rawLength, what, hmac);
+    let plaintext: Buffer;
+    if (body[0] === uncompressed) plaintext = body.subarray(1);
+    else if (body[0] === zstdCompressed) {
+      plaintext = this.decompress(body.subarray(1), rawLength, what);
     } else throw new IntegrityError(`${what} has an unknown compression flag ${body[0]}`);
-    if (length !== rawLength) {
-      throw new IntegrityError(`${what} has ${length} bytes, the index says ${rawLength}`);
+    if (plaintext.length !== rawLength) {
+      throw new IntegrityError(`${what} has ${plaintext.length} bytes, the index says ${rawLength}`);
     }
-    if (!sameId(hmac.digest(), id)) {
+    if (!sameId(createHmac("sha256", idKey).update(plaintext).digest(), id)) {
       throw new IntegrityError(`${what} does not match its id`);
     }
+    return plaintext;
   }
 
   /** As crypto/seal.ts open, into the body scratch buffer; the result is a view of it. */
@@ -137,10 +152,11 @@ export class BlobChecker {
   }
 
   /**
-   * Decompresses into the plain scratch buffer. Output is capped at one byte more than
-   * the index says: a blob that would grow past that is damaged, and is not inflated.
+   * Decompresses into the plain scratch buffer; the result is a view of it. Output is
+   * capped at one byte more than the index says: a blob that would grow past that is
+   * damaged, and is not inflated.
    */
-  private decompressInto(src: Buffer, rawLength: number, what: string, hmac: Hmac): number {
+  private decompress(src: Buffer, rawLength: number, what: string): Buffer {
     let declared: number | null = null;
     try {
       declared = zstd.getFrameContentSize(src);
@@ -157,8 +173,7 @@ export class BlobChecker {
     } catch {
       throw new IntegrityError(`${what} does not decompress`);
     }
-    hmac.update(this.#plain.subarray(0, n));
-    return n;
+    return this.#plain.subarray(0, n);
   }
 
   /** Drops scratch buffers grown past the usual blob size by one huge blob. */

@@ -13,7 +13,7 @@ import {
 import type { RepositoryKeys } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "../repo/blob.js";
-import { openBlob } from "../repo/blob.js";
+import { BlobChecker } from "../repo/blob-check.js";
 import { isAllZero } from "./file-content.js";
 
 // The file-writing half of a directory restore (restorer.ts plans, this writes). A batch
@@ -90,12 +90,13 @@ interface OpenFile {
  * the caller sends all batches of one file to the same FileWriter, in order.
  */
 export class FileWriter {
-  readonly #repositoryId: Buffer;
   readonly #files = new Map<number, OpenFile>();
   readonly #keys = new Map<number, RepositoryKeys>();
+  /** Opens chunks into scratch memory: each plaintext is written before the next is opened. */
+  readonly #opener: BlobChecker;
 
   constructor(repositoryId: Uint8Array) {
-    this.#repositoryId = view(repositoryId);
+    this.#opener = new BlobChecker(view(repositoryId));
   }
 
   run(batch: WriteBatch): FileOutcome[] {
@@ -156,9 +157,10 @@ export class FileWriter {
       if (keys === undefined) throw new Error("restore: internal error: chunk without its keys");
       let plaintext: Buffer;
       try {
-        plaintext = openBlob(
-          this.#repositoryId,
-          keys,
+        plaintext = this.#opener.open(
+          keys.data,
+          keys.id,
+          op.generation,
           op.kind,
           Buffer.from(op.id, "hex"),
           buffer.subarray(op.off, op.off + op.len),
@@ -179,6 +181,8 @@ export class FileWriter {
         message: (err as Error).message,
         integrity: err instanceof IntegrityError,
       });
+    } finally {
+      this.#opener.trim();
     }
   }
 

@@ -7,7 +7,8 @@ import { IntegrityError } from "../../src/errors.js";
 import { type BlobKind, openBlob, sealBlob } from "../../src/repo/blob.js";
 import { BlobChecker, type BlobSlice } from "../../src/repo/blob-check.js";
 
-// verify --read-data checks blobs with BlobChecker (scratch buffers, no plaintext kept)
+// verify --read-data checks blobs with BlobChecker (scratch buffers, no plaintext kept),
+// and restore opens chunks with it (each plaintext written before the next is opened)
 // instead of openBlob: it must accept exactly what openBlob accepts and refuse damage.
 
 const repositoryId = randomBytes(32);
@@ -77,6 +78,27 @@ describe("BlobChecker", () => {
       for (const bit of [0, 40, 100, 130, Math.floor(bits / 2), bits - 130, bits - 1]) {
         expect(() => check(b, flipped(b.sealed, bit)), `bit ${bit}`).toThrow(IntegrityError);
       }
+    }
+  });
+
+  it("opens blob after blob into reused scratch: each plaintext is the original's bytes", () => {
+    const plain = {
+      zstd: compressible(2_000_000),
+      raw: randomBytes(700_000),
+      tree: compressible(30_000),
+      tiny: Buffer.from("y"),
+      empty: Buffer.alloc(0),
+    };
+    const opener = new BlobChecker(repositoryId);
+    const order = ["zstd", "tiny", "raw", "tree", "empty", "zstd", "raw"] as const;
+    for (const name of order) {
+      const p = plain[name];
+      const b = sealed(name === "tree" ? ObjectKind.tree : ObjectKind.data, p);
+      const got = opener.open(keys.data, keys.id, 1, b.kind, b.id, b.sealed, b.rawLength);
+      expect(got.equals(p), name).toBe(true);
+      expect(() =>
+        opener.open(keys.data, keys.id, 1, b.kind, b.id, flipped(b.sealed, 200), b.rawLength),
+      ).toThrow(IntegrityError);
     }
   });
 
