@@ -126,7 +126,9 @@ export class BlobChecker {
       plaintext = this.decompress(body.subarray(1), rawLength, what);
     } else throw new IntegrityError(`${what} has an unknown compression flag ${body[0]}`);
     if (plaintext.length !== rawLength) {
-      throw new IntegrityError(`${what} has ${plaintext.length} bytes, the index says ${rawLength}`);
+      throw new IntegrityError(
+        `${what} has ${plaintext.length} bytes, the index says ${rawLength}`,
+      );
     }
     if (!sameId(createHmac("sha256", idKey).update(plaintext).digest(), id)) {
       throw new IntegrityError(`${what} does not match its id`);
