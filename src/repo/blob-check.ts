@@ -72,7 +72,7 @@ export class BlobChecker {
           throw new IntegrityError(`pack ${s.packId} is truncated`);
         const k = keys.get(s.generations[i] as number);
         if (k === undefined) throw new Error("verify job without the blob's keys");
-        this.check(
+        this.open(
           k.data,
           k.id,
           s.generations[i] as number,
@@ -91,22 +91,10 @@ export class BlobChecker {
     return problems;
   }
 
-  /** Opens one sealed blob and checks it; throws IntegrityError when it is damaged. */
-  check(
-    dataKey: Buffer,
-    idKey: Buffer,
-    generation: number,
-    kind: BlobKind,
-    id: Buffer,
-    sealed: Buffer,
-    rawLength: number,
-  ): void {
-    this.open(dataKey, idKey, generation, kind, id, sealed, rawLength);
-  }
-
   /**
-   * Opens one sealed blob, checked as `check` does, and returns its plaintext: a view of
-   * scratch memory, valid until the next call (or `trim`).
+   * Opens one sealed blob and checks it (tag, compression flag, length, keyed id); throws
+   * IntegrityError when it is damaged. The plaintext is a view of scratch memory, valid
+   * until the next call (or `trim`): verify drops it, restore writes it out first.
    */
   open(
     dataKey: Buffer,

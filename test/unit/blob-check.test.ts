@@ -43,7 +43,7 @@ function check(
   sealedBytes = b.sealed,
   rawLength = b.rawLength,
 ): void {
-  new BlobChecker(repositoryId).check(keys.data, keys.id, 1, b.kind, b.id, sealedBytes, rawLength);
+  new BlobChecker(repositoryId).open(keys.data, keys.id, 1, b.kind, b.id, sealedBytes, rawLength);
 }
 
 function flipped(b: Buffer, bit: number): Buffer {
@@ -113,10 +113,10 @@ describe("BlobChecker", () => {
     const b = blobs.zstd;
     const c = new BlobChecker(repositoryId);
     expect(() =>
-      c.check(keys.data, keys.id, 1, ObjectKind.tree, b.id, b.sealed, b.rawLength),
+      c.open(keys.data, keys.id, 1, ObjectKind.tree, b.id, b.sealed, b.rawLength),
     ).toThrow(/failed authentication/);
     expect(() =>
-      c.check(keys.data, keys.id, 1, b.kind, randomBytes(32), b.sealed, b.rawLength),
+      c.open(keys.data, keys.id, 1, b.kind, randomBytes(32), b.sealed, b.rawLength),
     ).toThrow(/failed authentication/);
   });
 
