@@ -321,6 +321,9 @@ async function main() {
   }
   await discard(opts, path.join(opts.scratch, "work"));
   await emptyTrash(opts);
+  if (results.host.scratchFs?.includes("no journal")) {
+    log("trash emptied: on ext4 without a journal, wait 6 minutes before the next run");
+  }
 
   results.ratios = ratios(results);
   results.ok = results.tools.every(
