@@ -14,12 +14,12 @@ import { runInNewContext } from "node:vm";
  * flag only gates starting one). V8 counts external memory allocated since the last full
  * GC against the old generation's limit, and while blobs are sealed by a pool the main
  * heap stays ~15 MB while tens of MiB of buffers are in flight and come and go by the
- * gigabyte: each small rise started a full marking cycle on background threads (42 full
- * GCs in a first backup of the bench corpus, 11% of its CPU samples). Without incremental
- * marking V8 collects when the limit is reached: 12 full GCs, each a pause of a few
- * milliseconds, which nothing in a command-line run waits on. Called where such a pool
- * starts, not at start-up: runs that seal little (an unchanged re-run) keep the
- * incremental marker, whose earlier collections keep their peak ~10 MiB lower.
+ * gigabyte: each small rise started a full marking cycle on background threads (38–42
+ * full GCs in a first backup of the bench corpus, 11% of its CPU samples). Without
+ * incremental marking V8 collects when the limit is reached: 10–12 full GCs, each a
+ * pause of a few milliseconds, which nothing in a command-line run waits on. Called where
+ * such a pool starts, not at start-up: runs that seal little (an unchanged re-run) keep
+ * the incremental marker, whose earlier collections keep their peak ~10 MiB lower.
  */
 export function preferAtomicMarking(): void {
   setFlagsFromString("--no-incremental-marking");

@@ -10,7 +10,6 @@ import {
   rmSync,
   writeSync,
 } from "node:fs";
-import type { RepositoryKeys } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { BlobKind } from "../repo/blob.js";
 import { BlobChecker } from "../repo/blob-check.js";
@@ -91,7 +90,8 @@ interface OpenFile {
  */
 export class FileWriter {
   readonly #files = new Map<number, OpenFile>();
-  readonly #keys = new Map<number, RepositoryKeys>();
+  /** Per key generation, the data and id keys (all that opening a chunk needs). */
+  readonly #keys = new Map<number, { data: Buffer; id: Buffer }>();
   /** Opens chunks into scratch memory: each plaintext is written before the next is opened. */
   readonly #opener: BlobChecker;
 
@@ -102,14 +102,7 @@ export class FileWriter {
   run(batch: WriteBatch): FileOutcome[] {
     for (const k of batch.keys) {
       if (this.#keys.has(k.generation)) continue;
-      this.#keys.set(k.generation, {
-        generation: k.generation,
-        data: Buffer.from(k.data),
-        id: Buffer.from(k.id),
-        chunker: Buffer.alloc(0),
-        metadata: Buffer.alloc(0),
-        config: Buffer.alloc(0),
-      });
+      this.#keys.set(k.generation, { data: Buffer.from(k.data), id: Buffer.from(k.id) });
     }
     const buffers = batch.buffers.map((b) => view(b));
     const outcomes: FileOutcome[] = [];
