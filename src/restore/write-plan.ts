@@ -12,7 +12,8 @@ import type { WriteLane } from "./write-pool.js";
 // at most maxReadBytes), then the batch goes to a write lane (write-pool.ts) with the bytes
 // it needs. A file larger than a batch is split over several, all to the same lane.
 // Memory is bounded by maxInFlightBytes of sealed data read and not yet written (plus one
-// batch being filled and, in each worker, one chunk's plaintext), whatever the restore's size.
+// batch being filled and, in each worker, the two scratch buffers chunks are opened into),
+// whatever the restore's size.
 
 const batchBytes = 1024 * 1024;
 /** Files per batch: tiny files cost per file, not per byte. */
