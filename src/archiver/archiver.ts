@@ -455,6 +455,10 @@ export class Archiver {
     const fh = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const buffer = this.takeScratch();
     try {
+      // As for a small file: what lstat saw may have been swapped for a device since, and
+      // a device is not read (one like /dev/zero never ends). The caller skips it.
+      const opened = await fh.stat({ bigint: true });
+      if (!opened.isFile()) return { content: [], size: 0, after: opened };
       const { content, size } = await this.saveContent(fileReader(fh), buffer);
       return { content, size, after: await fh.stat({ bigint: true }) };
     } finally {
