@@ -414,17 +414,15 @@ export class Archiver {
       let got = 0;
       const st = fstatSync(fd, { bigint: true });
       if (st.isFile()) {
-        // A short read that ends where fstat put the end is taken as the end: the read
-        // that would return 0 costs a system call per file (2 us on some hosts). Any other
-        // short read (a file being written, a network file system) reads on to a 0.
         const size = Number(st.size);
-        for (let n = -1; n !== 0 && got < buf.length; got += n) {
+        while (got < buf.length) {
           const want = buf.length - got;
-          n = readSync(fd, buf, got, want, null);
-          if (n < want && got + n === size) {
-            got += n;
-            break;
-          }
+          const n = readSync(fd, buf, got, want, null);
+          got += n;
+          // A short read that ends where fstat put the end is the end: the read that would
+          // return 0 costs a system call per file (2 us on some hosts). Any other short
+          // read (a file being written, a network file system) reads on to a 0.
+          if (n === 0 || (n < want && got === size)) break;
         }
       }
       data = buf.subarray(0, got);
