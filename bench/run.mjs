@@ -267,7 +267,7 @@ async function main() {
   const opts = parseCli();
   await mkdir(opts.scratch, { recursive: true });
   if (existsSync(path.join(opts.scratch, "trash"))) {
-    log("emptying the trash of an earlier run (restores in the next 5 minutes may be slower)");
+    log("emptying the trash of an earlier run: restores in the next 6 minutes may be slower");
     await emptyTrash(opts);
   }
   ensurePeers([...new Set(opts.tools.map((t) => t.replace(/-s3$/, "")))], log);
