@@ -33,7 +33,7 @@ trap 'rm -rf "$work"' EXIT
 age-keygen -o "$work/id.txt" 2>/dev/null
 
 main_of() {
-  if [ -f "$1/cli/main.js" ]; then echo "$1/cli/main.js"; else echo "$here/.ab/$1/cli/main.js"; fi
+  if [ -f "$1/bundle/main.js" ]; then echo "$1/bundle/main.js"; else echo "$here/.ab/$1/bundle/main.js"; fi
 }
 
 idle_ticks() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }

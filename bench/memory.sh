@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 scratch=${1:-/tmp/coffer-memory}
-coffer="node $here/dist/cli/main.js"
+coffer="node $here/dist/bundle/main.js"
 export COFFER_PASSPHRASE=memory-bench
 mkdir -p "$scratch"
 cd "$scratch"

@@ -14,7 +14,7 @@ size_mb=${1:-1024}
 scratch=${2:-/tmp/coffer-pgbench}
 db=coffer_bench
 url="postgres://postgres@127.0.0.1:5432/$db"
-coffer="node $here/dist/cli/main.js"
+coffer="node $here/dist/bundle/main.js"
 export COFFER_PASSPHRASE=pg-bench RESTIC_PASSWORD=pg-bench
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq --no-install-recommends time
 command -v restic >/dev/null || apt-get install -y -qq --no-install-recommends restic

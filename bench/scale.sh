@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -d "$corpus" ] || { echo "no corpus at $corpus" >&2; exit 1; }
-[ -f "$here/dist/cli/main.js" ] || (cd "$here" && npm run build)
+[ -f "$here/dist/bundle/main.js" ] || (cd "$here" && npm run build)
 
 commit=$(git -C "$here" rev-parse --short HEAD)
 git -C "$here" diff --quiet HEAD -- src cli || commit="$commit+uncommitted"

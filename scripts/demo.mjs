@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const cli = path.join(root, "dist/cli/main.js");
+const cli = path.join(root, "dist/bundle/main.js");
 const repo = path.join(root, "demo-repo");
 const target = path.join(root, "demo-restore");
 const data = path.join(root, "samples/data");

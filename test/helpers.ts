@@ -10,7 +10,7 @@ import { BlobStore } from "../src/repo/blob-store.js";
 import { Repository } from "../src/repo/repository.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const cliPath = path.join(repoRoot, "dist/cli/main.js");
+export const cliPath = path.join(repoRoot, "dist/bundle/main.js");
 export const testPassphrase = "correct horse battery staple";
 
 export async function tempDir(

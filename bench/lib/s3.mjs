@@ -67,7 +67,7 @@ export function makeS3Tool(name, { repoRoot, version }) {
     requestCounts: () => server.counts(),
   };
   if (name === "coffer-s3") {
-    const main = path.join(repoRoot, "dist", "cli", "main.js");
+    const main = path.join(repoRoot, "dist", "bundle", "main.js");
     if (!existsSync(main)) return { name, skip: `${main} not built (run npm run build)` };
     const cmd = [process.execPath, main];
     const flags = () => [

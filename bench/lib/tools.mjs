@@ -128,7 +128,7 @@ export function makeTool(name, { repoRoot }) {
     };
   }
   if (name === "coffer") {
-    const main = path.join(repoRoot, "dist", "cli", "main.js");
+    const main = path.join(repoRoot, "dist", "bundle", "main.js");
     if (!existsSync(main)) return { name, skip: `${main} not built (run npm run build)` };
     const help = versionOf([process.execPath, main, "--help"]);
     if (help === null) return { name, skip: `node ${main} --help fails` };
@@ -156,7 +156,7 @@ export function makeTool(name, { repoRoot }) {
     };
   }
   if (name.endsWith("-s3")) {
-    const main = path.join(repoRoot, "dist", "cli", "main.js");
+    const main = path.join(repoRoot, "dist", "bundle", "main.js");
     const version = versionOf([process.execPath, main, "--version"]) ?? "unknown";
     return makeS3Tool(name, { repoRoot, version: name === "coffer-s3" ? `coffer ${version}` : "" });
   }
