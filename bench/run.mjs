@@ -3,8 +3,8 @@
 //
 //   node bench/run.mjs [--corpus DIR] [--small] [--only coffer,restic,borg] [--out FILE]
 //                      [--scratch DIR] [--keep]
-import { existsSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync, rmSync } from "node:fs";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,6 +102,42 @@ async function discard(opts, dir) {
 
 async function emptyTrash(opts) {
   await rm(path.join(opts.scratch, "trash"), { recursive: true, force: true });
+}
+
+/**
+ * One run per scratch dir. Two runs share work/ and trash/: one's corpus copy or clean-up
+ * deletes what the other is backing up (seen: 13,715 files vanished under a first backup,
+ * which failed) and its load marks the other's rows busy. A lock left by a run that died
+ * (its pid is gone) is taken over.
+ */
+async function lockScratch(scratch) {
+  const file = path.join(scratch, "run.lock");
+  for (;;) {
+    try {
+      await writeFile(file, `${process.pid}\n`, { flag: "wx" });
+      process.on("exit", () => rmSync(file, { force: true }));
+      return;
+    } catch (err) {
+      if (err.code !== "EEXIST") throw err;
+    }
+    const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      console.error(
+        `bench: another run (pid ${pid}) is using ${scratch}: wait for it, or give --scratch`,
+      );
+      process.exit(2);
+    }
+    await rm(file, { force: true });
+  }
+}
+
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
 }
 
 function fail(row, r, why) {
@@ -266,6 +302,7 @@ function sameEntries(a, b) {
 async function main() {
   const opts = parseCli();
   await mkdir(opts.scratch, { recursive: true });
+  await lockScratch(opts.scratch);
   if (existsSync(path.join(opts.scratch, "trash"))) {
     log("emptying the trash of an earlier run: restores in the next 6 minutes may be slower");
     await emptyTrash(opts);
