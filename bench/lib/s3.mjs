@@ -52,7 +52,7 @@ async function startServer(repoRoot, dir) {
 }
 
 /** coffer-s3 or restic-s3: the tool objects of tools.mjs, with setup/teardown and counts. */
-export function makeS3Tool(name, { repoRoot, version }) {
+export function makeS3Tool(name, { repoRoot, cofferMain, version }) {
   let server = null;
   const base = {
     name,
@@ -67,9 +67,9 @@ export function makeS3Tool(name, { repoRoot, version }) {
     requestCounts: () => server.counts(),
   };
   if (name === "coffer-s3") {
-    const main = path.join(repoRoot, "dist", "bundle", "main.js");
-    if (!existsSync(main)) return { name, skip: `${main} not built (run npm run build)` };
-    const cmd = [process.execPath, main];
+    if (!existsSync(cofferMain))
+      return { name, skip: `${cofferMain} not built (run npm run build)` };
+    const cmd = [process.execPath, cofferMain];
     const flags = () => [
       "--repo",
       `s3://${BUCKET}/coffer`,

@@ -69,6 +69,8 @@ export function ensurePeers(names, log) {
  * dirs d = { repo, cache, data } and, for backup and restore, the snapshot number n.
  */
 export function makeTool(name, { repoRoot }) {
+  // The command a user runs (package.json's bin), as `npm run build` makes it.
+  const cofferMain = path.join(repoRoot, "dist", "bundle", "main.js");
   if (name === "restic") {
     const version = versionOf(["restic", "version"]);
     if (!version) return { name, skip: "restic not installed (apt-get install restic failed)" };
@@ -128,11 +130,11 @@ export function makeTool(name, { repoRoot }) {
     };
   }
   if (name === "coffer") {
-    const main = path.join(repoRoot, "dist", "bundle", "main.js");
-    if (!existsSync(main)) return { name, skip: `${main} not built (run npm run build)` };
-    const help = versionOf([process.execPath, main, "--help"]);
-    if (help === null) return { name, skip: `node ${main} --help fails` };
-    const cmd = [process.execPath, main];
+    if (!existsSync(cofferMain))
+      return { name, skip: `${cofferMain} not built (run npm run build)` };
+    const help = versionOf([process.execPath, cofferMain, "--help"]);
+    if (help === null) return { name, skip: `node ${cofferMain} --help fails` };
+    const cmd = [process.execPath, cofferMain];
     return {
       name,
       version: versionOf([...cmd, "--version"]) ?? "unknown",
@@ -156,9 +158,12 @@ export function makeTool(name, { repoRoot }) {
     };
   }
   if (name.endsWith("-s3")) {
-    const main = path.join(repoRoot, "dist", "bundle", "main.js");
-    const version = versionOf([process.execPath, main, "--version"]) ?? "unknown";
-    return makeS3Tool(name, { repoRoot, version: name === "coffer-s3" ? `coffer ${version}` : "" });
+    const version = versionOf([process.execPath, cofferMain, "--version"]) ?? "unknown";
+    return makeS3Tool(name, {
+      repoRoot,
+      cofferMain,
+      version: name === "coffer-s3" ? `coffer ${version}` : "",
+    });
   }
   return { name, skip: `unknown tool ${name}` };
 }
