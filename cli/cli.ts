@@ -16,6 +16,7 @@ import { snapshotsCommand } from "./commands/snapshots.js";
 import { unlockCommand } from "./commands/unlock.js";
 import { verifyCommand } from "./commands/verify.js";
 import { ExitCode, exitCodeFor, exitCodeHelp } from "./exit-codes.js";
+import { cofferVersion } from "./version.js";
 
 function report(err: unknown): number {
   if (err instanceof CofferError) {
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
       process.exit(ExitCode.fatal);
     })
     .help()
-    .version();
+    .version(cofferVersion());
   await cli.parseAsync();
 }
 

@@ -51,6 +51,20 @@ describe("coffer CLI contract", () => {
   });
   afterEach(() => cleanup());
 
+  it("--version prints coffer's version from any working directory", async () => {
+    const own = JSON.parse(await fs.readFile(path.join(repoRoot, "package.json"), "utf8")) as {
+      version: string;
+    };
+    // Another project's package.json in the working directory must not be taken for ours.
+    await fs.writeFile(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "other", version: "9.9.9" }),
+    );
+    const r = await coffer(["--version"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(own.version);
+  });
+
   it("exit codes 10, 12 and 1 with one-line messages; a failed backup writes nothing", async () => {
     const repo = path.join(dir, "repo");
     const src = path.join(dir, "src");
