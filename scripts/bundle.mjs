@@ -5,12 +5,16 @@
 // cost about 0.2 s of CPU before any work, on every run; bundled it loads 20. One entry per
 // thread (the command and the three worker scripts) and shared chunks (splitting): modules
 // loaded by `import()` stay in chunks of their own, loaded as late as before.
+import { rmSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.join(root, "dist");
+
+// Chunk names carry content hashes: without this, every build would leave the last one's.
+rmSync(path.join(dist, "bundle"), { recursive: true, force: true });
 
 await build({
   entryPoints: {
