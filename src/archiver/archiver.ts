@@ -270,9 +270,9 @@ export class Archiver {
     const node = metadataNode(name, type, st);
     switch (type) {
       case "dir":
-        return this.saveSubdir(p, name, parent, node);
+        return this.saveSubdir(p, parent, node);
       case "file": {
-        const cached = unchangedContent(this.#store, node, parent.get(name));
+        const cached = unchangedContent(this.#store, node, parent.get(node));
         if (cached !== null) {
           node.content = cached;
           this.#bytesDone += Number(st.size);
@@ -298,13 +298,12 @@ export class Archiver {
     }
   }
 
-  private async saveSubdir(
-    p: Buffer,
-    name: Buffer,
-    parent: ParentDir,
-    node: TreeNode,
-  ): Promise<Deferred> {
-    const subtree = await this.saveDir(p, await ParentDir.load(this.#store, parent.subtree(name)));
+  private async saveSubdir(p: Buffer, parent: ParentDir, node: TreeNode): Promise<Deferred> {
+    const before = parent.get(node);
+    const subtree = await this.saveDir(
+      p,
+      await ParentDir.load(this.#store, before?.type === "dir" ? before.subtree : undefined),
+    );
     if (subtree === null) return done(null);
     node.subtree = subtree;
     this.counters.dirs++;

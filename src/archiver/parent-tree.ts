@@ -1,7 +1,7 @@
 import { ObjectKind } from "../crypto/seal.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { TreeNode } from "../repo/tree.js";
-import { decodeTree, rawName } from "../repo/tree.js";
+import { decodeTree, nameFields } from "../repo/tree.js";
 
 /**
  * One directory of the parent snapshot, by raw name, for the file cache: a file whose
@@ -16,7 +16,9 @@ export class ParentDir {
 
   private constructor(list: readonly TreeNode[], id?: string) {
     this.#list = list;
-    this.#nodes = new Map(list.map((n) => [rawName(n).toString("latin1"), n]));
+    // Keyed by the name fields as stored: a raw name per node would cost a buffer and a
+    // conversion for each of the tens of thousands of nodes an unchanged re-run loads.
+    this.#nodes = new Map(list.map((n) => [nameKey(n), n]));
     this.id = id;
   }
 
@@ -47,15 +49,24 @@ export class ParentDir {
     return true;
   }
 
-  get(name: Buffer): TreeNode | undefined {
-    return this.#nodes.get(name.toString("latin1"));
+  /** The parent's node with the same name as `node` (made by metadataNode). */
+  get(node: Pick<TreeNode, "name" | "nameB64">): TreeNode | undefined {
+    return this.#nodes.get(nameKey(node));
   }
 
-  /** The subtree of a child directory, when the parent had one by that name. */
+  /** The subtree of a child directory, when the parent had one by that raw name. */
   subtree(name: Buffer): string | undefined {
-    const n = this.get(name);
+    const n = this.get(nameFields(name));
     return n?.type === "dir" ? n.subtree : undefined;
   }
+}
+
+/**
+ * One string per raw name: the name itself when it is UTF-8 (nameB64 unset), else NUL and
+ * its base64. No file name holds a NUL, so the two kinds never meet, and each is one-to-one.
+ */
+function nameKey(n: Pick<TreeNode, "name" | "nameB64">): string {
+  return n.nameB64 === undefined ? n.name : `\0${n.nameB64}`;
 }
 
 /** The content of an unchanged file, or null when it must be read again. */

@@ -82,16 +82,21 @@ describe("deduplication", () => {
       await fs.writeFile(at(name), randomBytes(1000 * (i + 1)));
       total += 1000 * (i + 1);
     }
+    // A directory whose name is not UTF-8: its parent tree is found by that name too.
+    const subdir = Buffer.concat([at(Buffer.from([0x64, 0xff])), Buffer.from("/")]);
+    await fs.mkdir(subdir);
+    await fs.writeFile(Buffer.concat([subdir, Buffer.from("inner")]), randomBytes(500));
+    total += 500;
     await initRepo(repo);
     expect((await backupJson(repo, [src])).bytesRead).toBe(total);
 
     const again = await backupJson(repo, [src]);
-    expect(again.unchangedFiles).toBe(4);
+    expect(again.unchangedFiles).toBe(5);
     expect(again.bytesRead).toBe(0);
 
     await fs.writeFile(at(names[2] as Buffer), randomBytes(3001));
     const changed = await backupJson(repo, [src]);
-    expect(changed.unchangedFiles).toBe(3);
+    expect(changed.unchangedFiles).toBe(4);
     expect(changed.bytesRead).toBe(3001);
   });
 
