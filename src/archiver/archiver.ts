@@ -205,7 +205,7 @@ export class Archiver {
             p,
             name,
             child,
-            await ParentDir.load(this.#store, parent.subtree(raw)),
+            await ParentDir.load(this.#store, parent.subtree(nameFields(raw))),
           );
       if (node) nodes.push(node);
     }
@@ -299,11 +299,7 @@ export class Archiver {
   }
 
   private async saveSubdir(p: Buffer, parent: ParentDir, node: TreeNode): Promise<Deferred> {
-    const before = parent.get(node);
-    const subtree = await this.saveDir(
-      p,
-      await ParentDir.load(this.#store, before?.type === "dir" ? before.subtree : undefined),
-    );
+    const subtree = await this.saveDir(p, await ParentDir.load(this.#store, parent.subtree(node)));
     if (subtree === null) return done(null);
     node.subtree = subtree;
     this.counters.dirs++;

@@ -1,7 +1,7 @@
 import { ObjectKind } from "../crypto/seal.js";
 import type { BlobStore } from "../repo/blob-store.js";
 import type { TreeNode } from "../repo/tree.js";
-import { decodeTree, nameFields } from "../repo/tree.js";
+import { decodeTree } from "../repo/tree.js";
 
 /**
  * One directory of the parent snapshot, by raw name, for the file cache: a file whose
@@ -54,9 +54,9 @@ export class ParentDir {
     return this.#nodes.get(nameKey(node));
   }
 
-  /** The subtree of a child directory, when the parent had one by that raw name. */
-  subtree(name: Buffer): string | undefined {
-    const n = this.get(nameFields(name));
+  /** The subtree of a child directory, when the parent had a directory by that name. */
+  subtree(node: Pick<TreeNode, "name" | "nameB64">): string | undefined {
+    const n = this.get(node);
     return n?.type === "dir" ? n.subtree : undefined;
   }
 }
