@@ -5,7 +5,6 @@ import {
   fstatSync,
   lstatSync,
   openSync,
-  readdirSync,
   readlinkSync,
   readSync,
 } from "node:fs";
@@ -25,7 +24,13 @@ import { encodeTree, nameFields, targetFields } from "../repo/tree.js";
 import { excludeNothing } from "../source/exclude.js";
 import { fileReader } from "../source/file-reader.js";
 import type { EntryStat } from "../source/fs-node.js";
-import { changedBetween, joinPath, metadataNode, nodeType } from "../source/fs-node.js";
+import {
+  changedBetween,
+  joinPath,
+  metadataNode,
+  nodeType,
+  readSortedNames,
+} from "../source/fs-node.js";
 import type { DirLister } from "./dir-lister.js";
 import { ParentDir, unchangedContent } from "./parent-tree.js";
 import { buildPathTrie, type PathTrie } from "./path-trie.js";
@@ -272,13 +277,14 @@ export class Archiver {
       case "dir":
         return this.saveSubdir(p, parent, node);
       case "file": {
-        const cached = unchangedContent(this.#store, node, parent.get(node));
+        const before = parent.get(node);
+        const cached = unchangedContent(this.#store, node, before);
         if (cached !== null) {
           node.content = cached;
           this.#bytesDone += Number(st.size);
           this.counters.files++;
           this.counters.unchangedFiles++;
-          return node;
+          return parent.sameOrNew(node, before);
         }
         const save = async () => ((await this.saveFile(p, st, node)) ? node : null);
         if (st.size < smallFileLimit) return save().then(done);
@@ -324,18 +330,17 @@ export class Archiver {
     if (listed !== null) names = listed.names;
     else {
       try {
-        names = readdirSync(p, { encoding: "buffer" });
+        names = readSortedNames(p).map((n) => Buffer.from(n, "latin1"));
       } catch (err) {
         this.error(p, err);
         return null;
       }
-      names.sort(Buffer.compare);
     }
     const entries: (Entry | Promise<Entry>)[] = [];
     let waiting = false;
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as Buffer;
-      const entry = this.saveEntry(joinPath(p, name), name, parent, listed?.stats[i]);
+      const entry = this.saveEntry(joinPath(p, name), name, parent, listed?.stat(i));
       if (entry instanceof Promise) {
         entries.push((await entry).node);
         waiting = true;

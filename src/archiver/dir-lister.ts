@@ -18,10 +18,17 @@ import {
 const ringBytes = 4 * 1024 * 1024;
 /** Listings read while looking for another directory, kept until the walk asks. */
 const maxStashed = 256;
-/** How long the walk waits for the lister before it lists a directory itself. */
+/**
+ * How long the walk waits for a lister that shows no progress (no listing written, no
+ * sign of work on one) before it lists a directory itself and stops the lister.
+ */
 const maxWaitMs = 2000;
-/** The lister only runs readdir and lstat: a small heap is plenty. */
-const workerLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
+/**
+ * The lister runs readdir and lstat, and holds one directory's names (about 40 bytes
+ * each): 64 MiB is a directory of over a million entries. A larger one ends the lister
+ * (out of memory), and the walk, seeing no progress, lists the rest itself.
+ */
+const workerLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
 
 const S_IFMT = 0o170000n;
 
@@ -91,17 +98,52 @@ class ListedStat implements EntryStat {
 /** One directory's names, sorted by bytes, each with its lstat when the lister has it. */
 export interface DirEntries {
   names: Buffer[];
-  /** undefined: the walk lstats that entry itself (and reports any error). */
-  stats: (EntryStat | undefined)[];
+  /** Entry i's lstat; undefined: the walk lstats that entry itself (and reports any error). */
+  stat(i: number): EntryStat | undefined;
 }
 
+/**
+ * A listing's stats stay in their typed array until the walk reaches each entry: an
+ * object of ten bigints per entry, made up front, cost ~300 bytes an entry for as long as
+ * the directory was being walked.
+ */
 function entriesOf(l: RingListing): DirEntries {
-  const stats: (EntryStat | undefined)[] = new Array(l.names.length);
-  for (let i = 0; i < l.names.length; i++) {
-    const o = i * statFields;
-    stats[i] = l.stats[o] === 0n ? undefined : new ListedStat(l.stats, o);
+  const fields = l.stats;
+  return {
+    names: l.names,
+    stat: (i) => {
+      const o = i * statFields;
+      return fields[o] === 0n ? undefined : new ListedStat(fields, o);
+    },
+  };
+}
+
+/**
+ * The walk's wait for the lister: over once maxWaitMs pass without progress. A thread that
+ * is still listing (a directory of a million entries takes seconds) is waited for; one
+ * that stopped is not. The walk's wait is synchronous, so a worker's exit or error event
+ * would reach it only after the wait: progress is what it can see.
+ */
+class Patience {
+  readonly #ring: RingReader;
+  #seen: number;
+  #deadline: number;
+
+  constructor(ring: RingReader) {
+    this.#ring = ring;
+    this.#seen = ring.progress;
+    this.#deadline = Date.now() + maxWaitMs;
   }
-  return { names: l.names, stats };
+
+  exhausted(): boolean {
+    const now = Date.now();
+    const progress = this.#ring.progress;
+    if (progress !== this.#seen) {
+      this.#seen = progress;
+      this.#deadline = now + maxWaitMs;
+    }
+    return now > this.#deadline;
+  }
 }
 
 /**
@@ -157,13 +199,13 @@ export class DirLister {
         return stashed.kind === RecordKind.listed ? entriesOf(stashed) : null;
       }
     }
-    const deadline = Date.now() + maxWaitMs;
+    const patience = new Patience(this.#ring);
     for (;;) {
-      const l = this.nextListing(deadline);
+      const l = this.nextListing(patience);
       if (l === null) {
         if (this.#ring.drained || this.#exited || this.#off) return null;
-        if (Date.now() > deadline) {
-          this.stop(); // stuck or far behind: the walk lists the rest itself
+        if (patience.exhausted()) {
+          this.stop(); // stuck, or gone (out of memory): the walk lists the rest itself
           return null;
         }
         this.#ring.wait(20);
@@ -180,7 +222,7 @@ export class DirLister {
   }
 
   /** The next directory's listing, its parts (a large directory's) joined; null: none yet. */
-  private nextListing(deadline: number): RingListing | null {
+  private nextListing(patience: Patience): RingListing | null {
     const first = this.#ring.next();
     if (first === null || first.kind !== RecordKind.listedPart) return first;
     const names = [...first.names];
@@ -188,7 +230,7 @@ export class DirLister {
     for (;;) {
       const part = this.#ring.next();
       if (part === null) {
-        if (this.#ring.drained || this.#exited || Date.now() > deadline) {
+        if (this.#ring.drained || this.#exited || patience.exhausted()) {
           this.stop();
           return {
             kind: RecordKind.unreadable,

@@ -2,8 +2,9 @@
 // (dir-lister.ts) reads: shared memory and two counters, so a listing costs no thread
 // message. One writer, one reader.
 //
-// Memory: a control block of 4 int32 (write and read byte counters, mod 2^32; state) and
-// a data area of `capacity` bytes, a power of two. Records are 8-byte aligned:
+// Memory: a control block of 4 int32 (write and read byte counters, mod 2^32; state; a
+// progress counter the writer bumps while it works on a listing not yet written) and a
+// data area of `capacity` bytes, a power of two. Records are 8-byte aligned:
 //
 //   u32 length (bytes of the whole record, a multiple of 8; 0 = wrap to the area's start)
 //   u32 kind   (listed | unreadable | listedPart: more of this directory follows)
@@ -24,6 +25,7 @@ export const statFields = 10;
 const writeAt = 0;
 const readAt = 1;
 const stateAt = 2;
+const progressAt = 3;
 const controlBytes = 16;
 const headerBytes = 16;
 
@@ -44,9 +46,13 @@ export interface RingListing {
   stats: BigInt64Array;
 }
 
-/** The entries a writer puts in one record. */
+/**
+ * The entries a writer puts in a listing: raw names as latin1 strings (one character per
+ * byte, so any name survives; a string costs a fraction of a Buffer per name), and
+ * statFields values per name.
+ */
 export interface ListingEntries {
-  names: Buffer[];
+  names: readonly string[];
   stats: BigInt64Array;
 }
 
@@ -59,7 +65,7 @@ export function ringBuffer(capacity: number): SharedArrayBuffer {
 
 class Ring {
   protected readonly control: Int32Array;
-  protected readonly bytes: Uint8Array;
+  protected readonly bytes: Buffer;
   protected readonly view: DataView;
   protected readonly words: BigInt64Array;
   protected readonly capacity: number;
@@ -67,7 +73,7 @@ class Ring {
   constructor(shared: SharedArrayBuffer) {
     this.control = new Int32Array(shared, 0, 4);
     this.capacity = shared.byteLength - controlBytes;
-    this.bytes = new Uint8Array(shared, controlBytes, this.capacity);
+    this.bytes = Buffer.from(shared, controlBytes, this.capacity);
     this.view = new DataView(shared, controlBytes, this.capacity);
     this.words = new BigInt64Array(shared, controlBytes, this.capacity / 8);
   }
@@ -85,9 +91,10 @@ export class RingWriter extends Ring {
 
   /**
    * Appends a directory's listing, waiting while the reader has not made room. A listing
-   * larger than maxRecord goes as several records, all but the last of kind listedPart.
+   * larger than maxRecord goes as several records, all but the last of kind listedPart;
+   * with `more`, the last too: the rest of the directory follows in later writes.
    */
-  write(kind: RecordKind, path: Buffer, entries: ListingEntries | null): void {
+  write(kind: RecordKind, path: Buffer, entries: ListingEntries | null, more = false): void {
     const names = entries?.names ?? [];
     const stats = entries?.stats ?? new BigInt64Array(0);
     let from = 0;
@@ -97,10 +104,10 @@ export class RingWriter extends Ring {
       let nameBytes = 0;
       while (
         to < names.length &&
-        recordLength(path.length, to + 1 - from, nameBytes + (names[to] as Buffer).length) <=
+        recordLength(path.length, to + 1 - from, nameBytes + (names[to] as string).length) <=
           this.maxRecord
       ) {
-        nameBytes += (names[to] as Buffer).length;
+        nameBytes += (names[to] as string).length;
         to++;
       }
       if (to === from && from < names.length) {
@@ -108,7 +115,7 @@ export class RingWriter extends Ring {
       }
       const last = to === names.length;
       this.writeRecord(
-        last ? kind : RecordKind.listedPart,
+        last && !more ? kind : RecordKind.listedPart,
         path,
         names.slice(from, to),
         nameBytes,
@@ -122,7 +129,7 @@ export class RingWriter extends Ring {
   private writeRecord(
     kind: RecordKind,
     path: Buffer,
-    names: Buffer[],
+    names: readonly string[],
     nameBytes: number,
     stats: BigInt64Array,
   ): void {
@@ -139,18 +146,23 @@ export class RingWriter extends Ring {
     o += pad8(path.length);
     let end = 0;
     for (let i = 0; i < names.length; i++) {
-      end += (names[i] as Buffer).length;
+      end += (names[i] as string).length;
       v.setUint32(o + 4 * i, end, true);
     }
     o += pad8(4 * names.length);
     let n = o;
-    for (const name of names) {
-      this.bytes.set(name, n);
-      n += name.length;
-    }
+    for (const name of names) n += this.bytes.write(name, n, "latin1");
     o += pad8(nameBytes);
     this.words.set(stats, o / 8);
     this.publish(length);
+  }
+
+  /**
+   * Tells the reader the writer is still at work on a listing it has not written yet (a
+   * large directory's readdir, sort or lstat calls), so it goes on waiting for it.
+   */
+  progress(): void {
+    Atomics.add(this.control, progressAt, 1);
   }
 
   /** Marks the end: the reader then stops waiting for more. */
@@ -192,6 +204,16 @@ export class RingReader extends Ring {
     return (
       Atomics.load(this.control, stateAt) === ListerState.done &&
       this.counter(readAt) === this.counter(writeAt)
+    );
+  }
+
+  /** A number that changes whenever the writer writes, finishes or reports progress. */
+  get progress(): number {
+    return (
+      (this.counter(writeAt) +
+        Atomics.load(this.control, progressAt) +
+        Atomics.load(this.control, stateAt)) |
+      0
     );
   }
 

@@ -44,9 +44,20 @@ export class ParentDir {
     const old = this.#list;
     if (this.id === undefined || old.length !== nodes.length) return false;
     for (let i = 0; i < nodes.length; i++) {
-      if (!sameFields(nodes[i] as TreeNode, old[i] as TreeNode)) return false;
+      const n = nodes[i] as TreeNode;
+      if (n !== old[i] && !sameFields(n, old[i] as TreeNode)) return false;
     }
     return true;
+  }
+
+  /**
+   * The parent's node itself when `node` equals it field for field, else `node`. The
+   * parent tree's nodes are held while its directory is walked anyway; a new copy of each
+   * unchanged one cost ~400 bytes an entry more (a directory of 200,000 unchanged files:
+   * 80 MB), and sameNodes then finds them at once.
+   */
+  sameOrNew(node: TreeNode, before: TreeNode | undefined): TreeNode {
+    return before !== undefined && sameFields(node, before) ? before : node;
   }
 
   /** The parent's node with the same name as `node` (made by metadataNode). */

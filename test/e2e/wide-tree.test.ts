@@ -1,8 +1,16 @@
+import { closeSync, lstatSync, openSync, readdirSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { coffer, initRepo, useTempDir } from "../helpers.js";
+import { coffer, initRepo, repoRoot, useTempDir } from "../helpers.js";
 import { compareTrees, walkTree } from "./e2e-helpers.js";
+
+/** The built lister (its worker script exists only in dist/). */
+async function builtDirLister(): Promise<typeof import("../../src/archiver/dir-lister.js")> {
+  const url = pathToFileURL(path.join(repoRoot, "dist/src/archiver/dir-lister.js")).href;
+  return (await import(url)) as typeof import("../../src/archiver/dir-lister.js");
+}
 
 // A tree of 600 directories, with excluded ones and changes between runs, must come back
 // exactly as it was; the unchanged part is skipped by metadata and its trees reused.
@@ -61,6 +69,41 @@ describe("a wide, deep tree", () => {
     for (const k of [...before.keys()]) if (k.includes("skipme")) before.delete(k);
     const after = await walkTree(path.join(target, src));
     expect(compareTrees(before, after)).toEqual([]);
+  });
+
+  // The lister thread held a directory's names as Buffers (~265 bytes each) and died of
+  // its heap limit between 25,000 and 50,000 entries; the walk then waited 2 s for it and
+  // listed that directory and every later one itself.
+  it("has the lister hand over a directory of 60,000 entries, names byte for byte in byte order", async () => {
+    const wide = path.join(dir, "wide");
+    await fs.mkdir(wide);
+    const names = Array.from({ length: 60_000 }, (_, i) => `entry-${String(i).padStart(6, "0")}`);
+    names.push("z-\xe9t\xe9", "\xff-last"); // not UTF-8: raw bytes from latin1
+    for (const n of names) closeSync(openSync(Buffer.from(path.join(wide, n), "latin1"), "w"));
+    await fs.mkdir(path.join(wide, "sub"));
+    await fs.writeFile(path.join(wide, "sub", "after"), "listed after the wide one\n");
+
+    const { DirLister } = await builtDirLister();
+    const lister = DirLister.start([wide], []);
+    expect(lister).not.toBeNull();
+    try {
+      const got = lister?.take(Buffer.from(wide));
+      expect(got).toBeTruthy();
+      const want = readdirSync(wide, { encoding: "buffer" }).sort(Buffer.compare);
+      expect(got?.names.length).toBe(want.length);
+      expect(got?.names.every((n, i) => n.equals(want[i] as Buffer))).toBe(true);
+      for (const i of [0, 30_000, want.length - 2, want.length - 1]) {
+        const st = lstatSync(Buffer.concat([Buffer.from(`${wide}/`), want[i] as Buffer]), {
+          bigint: true,
+        });
+        expect(got?.stat(i)?.ino).toBe(st.ino);
+        expect(got?.stat(i)?.isDirectory()).toBe(st.isDirectory());
+      }
+      const sub = lister?.take(Buffer.from(path.join(wide, "sub")));
+      expect(sub?.names.map((n) => n.toString())).toEqual(["after"]);
+    } finally {
+      lister?.stop();
+    }
   });
 
   // The lister hands a directory to the walk in 1 MiB records of the ring it shares with

@@ -13,9 +13,12 @@ import {
 // walk reads must be exactly what the lister wrote, across wraps of the ring and for
 // directories too large for one record.
 
+/** Names as the lister passes them: latin1, one character per byte; some not UTF-8. */
 function listing(seed: number, count: number, nameLength = 12) {
-  const names = Array.from({ length: count }, (_, i) =>
-    Buffer.from(`${String(seed).padStart(4, "0")}-${String(i).padStart(nameLength, "x")}`),
+  const names = Array.from(
+    { length: count },
+    (_, i) =>
+      `${String(seed).padStart(4, "0")}-${String(i).padStart(nameLength, "x")}${i % 3 === 0 ? "\xe9\xff" : ""}`,
   );
   const stats = new BigInt64Array(count * statFields);
   for (let i = 0; i < stats.length; i++) stats[i] = BigInt(seed) * 1_000_000_007n + BigInt(i);
@@ -32,7 +35,7 @@ function expectSame(got: RingListing | null, want: ReturnType<typeof listing>, k
   const g = got as RingListing;
   expect(g.kind).toBe(kind);
   expect(g.path.equals(want.path)).toBe(true);
-  expect(g.names.map((n) => n.toString())).toEqual(want.names.map((n) => n.toString()));
+  expect(g.names.map((n) => n.toString("latin1"))).toEqual(want.names);
   expect([...g.stats]).toEqual([...want.stats]);
 }
 
@@ -73,9 +76,36 @@ describe("listing ring", () => {
     expect(parts.slice(0, -1).every((p) => p.kind === RecordKind.listedPart)).toBe(true);
     expect(parts.at(-1)?.kind).toBe(RecordKind.listed);
     expect(parts.every((p) => p.path.equals(big.path))).toBe(true);
-    const names = parts.flatMap((p) => p.names.map((n) => n.toString()));
-    expect(names).toEqual(big.names.map((n) => n.toString()));
+    const names = parts.flatMap((p) => p.names.map((n) => n.toString("latin1")));
+    expect(names).toEqual(big.names);
     expect(parts.flatMap((p) => [...p.stats])).toEqual([...big.stats]);
+  });
+
+  it("carries a directory written batch by batch as parts, the last batch ending it", () => {
+    const shared = ringBuffer(64 * 1024);
+    const writer = new RingWriter(shared);
+    const reader = new RingReader(shared);
+    const big = listing(9, 300);
+    const progress = reader.progress;
+    writer.progress(); // readdir and sort done, nothing written yet
+    expect(reader.progress).not.toBe(progress);
+    expect(reader.next()).toBeNull();
+    const kinds: number[] = [];
+    const names: string[] = [];
+    for (let from = 0; from < 300; from += 100) {
+      const batch = {
+        names: big.names.slice(from, from + 100),
+        stats: big.stats.subarray(from * statFields, (from + 100) * statFields),
+      };
+      writer.write(RecordKind.listed, big.path, batch, from + 100 < 300);
+      for (let r = reader.next(); r !== null; r = reader.next()) {
+        kinds.push(r.kind);
+        names.push(...r.names.map((n) => n.toString("latin1")));
+      }
+    }
+    expect(kinds.slice(0, -1).every((k) => k === RecordKind.listedPart)).toBe(true);
+    expect(kinds.at(-1)).toBe(RecordKind.listed);
+    expect(names).toEqual(big.names);
   });
 
   it("keeps what the reader took intact when the writer reuses the ring", () => {
