@@ -8,7 +8,6 @@ import type { BlobKind } from "./blob.js";
 import type { BlobSlice } from "./blob-check.js";
 import type { BlobBatch } from "./seal-batch.js";
 import type { OpenJob, SealJob, SealResult } from "./seal-worker.js";
-import { preferAtomicMarking } from "./young-gc.js";
 
 /** Jobs waiting at the least busy worker before another worker is started. */
 export const queuedPerWorker = 2;
@@ -71,8 +70,6 @@ export class SealPool {
     const url = new URL("./seal-worker.js", import.meta.url);
     if (!existsSync(fileURLToPath(url))) return null;
     if (n < 1) return null;
-    // Gigabytes of plaintexts and sealed blobs will pass through this thread's buffers.
-    preferAtomicMarking();
     const workerData = {
       repositoryId,
       keys: { generation: keys.generation, data: keys.data, id: keys.id },

@@ -8,22 +8,13 @@ import { runInNewContext } from "node:vm";
 // before anything freed them. They all die young: a minor GC every few MiB of them frees
 // them for a fraction of a millisecond.
 
-/**
- * Turns V8's incremental marking off for the rest of the process (its worker threads
- * too: flags are process-wide; a marking cycle already under way still finishes, as the
- * flag only gates starting one). V8 counts external memory allocated since the last full
- * GC against the old generation's limit, and while blobs are sealed by a pool the main
- * heap stays ~15 MB while tens of MiB of buffers are in flight and come and go by the
- * gigabyte: each small rise started a full marking cycle on background threads (38–42
- * full GCs in a first backup of the bench corpus, 11% of its CPU samples). Without
- * incremental marking V8 collects when the limit is reached: 10–12 full GCs, each a
- * pause of a few milliseconds, which nothing in a command-line run waits on. Called where
- * such a pool starts, not at start-up: runs that seal little (an unchanged re-run) keep
- * the incremental marker, whose earlier collections keep their peak ~10 MiB lower.
- */
-export function preferAtomicMarking(): void {
-  setFlagsFromString("--no-incremental-marking");
-}
+// V8's flags are read by its GC threads while they run: a flag that changes how the heap
+// is collected must not change at run time. Turning incremental marking off here once a
+// seal pool started (to save the full marking cycles that buffers in flight start, 2% of a
+// first backup's CPU) crashed V8 in 3 to 5 of 12-20 backups of 200,000 small files
+// ("unreachable code" in ConcurrentMarking, or a segmentation fault): the flag flipped
+// while a marking cycle was under way. test/unit/v8-flags.test.ts keeps it out. Only
+// --expose-gc is set at run time, and only to make `gc` for a new context.
 
 /** Short-lived buffer bytes between minor GCs in the backup path: a few chunks' worth. */
 export const youngCollectBytes = 16 * 1024 * 1024;
