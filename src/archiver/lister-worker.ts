@@ -68,6 +68,7 @@ function list(dir: Buffer): Buffer[] {
     return [];
   }
   ring.progress();
+  // joinPath's rule, on latin1 strings: one string concatenation and one Buffer per entry.
   const prefix = dir.toString("latin1") + (dir[dir.length - 1] === 0x2f ? "" : "/");
   const subdirs: Buffer[] = [];
   const stats = new BigInt64Array(statFields * Math.min(batchEntries, names.length));
